@@ -1,0 +1,77 @@
+"""The agent's hot path: forward a frame without touching its body.
+
+:func:`forward` re-uses the metadata bytes as they arrived and only appends the keys that
+are new; it re-encodes the metadata only when an existing key changes value (for example
+``M_g`` rewritten to the chosen endpoint's group). The body is copied once, into the output.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from motanmesh.wire.frame import HEAD, MAGIC, Frame, encode_metadata
+
+_U32: Final = struct.Struct(">I")
+_pack_head = HEAD.pack
+_pack_u32 = _U32.pack
+
+
+def forward(
+    frame: Frame,
+    request_id: int,
+    changes: dict[str, str] | None = None,
+    *,
+    set_flags: int = 0,
+    clear_flags: int = 0,
+) -> bytes:
+    """The bytes of ``frame`` with a new request id, flag bits set/cleared, and metadata
+    ``changes`` applied (new keys are appended; changed keys re-encode the section).
+
+    Edits made to ``frame.metadata`` after decoding are not seen: pass them as ``changes``.
+    Empty values in ``changes`` are skipped, as the encoder always does.
+    """
+    raw = frame.raw_metadata if frame.raw_metadata or not frame.metadata else None
+    if raw is None:  # a locally built frame: encode its metadata with the changes
+        merged = dict(frame.metadata)
+        if changes:
+            merged.update(changes)
+        meta = encode_metadata(merged)
+    elif changes:
+        current = frame.metadata
+        appended: dict[str, str] = {}
+        replaced = False
+        for k, v in changes.items():
+            old = current.get(k)
+            if old is None:
+                appended[k] = v
+            elif old != v:
+                replaced = True
+                break
+        if replaced:
+            merged = dict(current)
+            merged.update(changes)
+            meta = encode_metadata(merged)
+        elif appended:
+            extra = encode_metadata(appended)
+            meta = raw + b"\n" + extra if raw and extra else (raw or extra)
+        else:
+            meta = raw
+    else:
+        meta = raw
+    body = frame.body
+    return b"".join(
+        (
+            _pack_head(
+                MAGIC,
+                ((frame.flags | set_flags) & ~clear_flags) & 0x1F,
+                (frame.version << 3) | frame.status,
+                frame.serialization << 3,
+                request_id,
+                len(meta),
+            ),
+            meta,
+            _pack_u32(len(body)),
+            body,
+        )
+    )

@@ -214,6 +214,15 @@ def test_int64_table(value: int, hexed: str) -> None:
     assert decoded == value
 
 
+@pytest.mark.parametrize(("value", "hexed"), INT64_TABLE)
+def test_int64_table_inside_containers(value: int, hexed: str) -> None:
+    body = bytes.fromhex(hexed)
+    array = struct.pack(">BI", 21, len(body) + 1) + body + b"\x00"
+    assert same(S.decode(array), [value, None])
+    assert S.encode([value, None]) == array
+    assert same(S.decode_multi(body + body), [value, value])
+
+
 def test_int32_min_java_and_go_forms() -> None:
     go = bytes.fromhex("08ffffffff0f")
     java = bytes.fromhex("08ffffffffffffffffff01")
@@ -266,7 +275,7 @@ def test_frame_example_body() -> None:
 # --------------------------------------------------------------------------------------------
 # writing rules (motan-go)
 
-WRITES = [
+WRITES: list[tuple[Any, str]] = [
     (None, "00"),
     ("", "0100000000"),
     ("é", "0100000002c3a9"),
@@ -326,7 +335,7 @@ def test_subclasses_of_builtin_types() -> None:
     assert S.encode([Name("x")]) == S.encode(["x"])
 
 
-REFUSED = [
+REFUSED: list[Any] = [
     2**63,
     -(2**63) - 1,
     Int32(2**31),
@@ -428,7 +437,9 @@ def test_empty_containers_and_go_empty_string_list() -> None:
 
 
 def test_map_keys_are_made_hashable() -> None:
-    key_list = S.encode_typed([Typed("map", ((Typed("array", (Typed("int64", 1),)), Typed("null")),))])
+    key_list = S.encode_typed(
+        [Typed("map", ((Typed("array", (Typed("int64", 1),)), Typed("null")),))]
+    )
     assert same(S.decode(key_list), {(1,): None})
     dict_key = Typed("map", ((Typed("string", "k"), Typed("array", (Typed("int64", 2),))),))
     key_dict = S.encode_typed([Typed("map", ((dict_key, Typed("bool", True)),))])
@@ -459,6 +470,9 @@ BAD = [
     ("1500000001" + "0c", "not support type 12"),
     ("01", "truncated"),
     ("0100000005" + "6869", "truncated"),
+    ("0100000003" + "6869", "truncated"),
+    ("0300000001", "truncated"),
+    ("1500000006" + "0100000002" + "68", "truncated"),
     ("01ffffffff", "truncated"),
     ("15ffffffff", "truncated"),
     ("0209", "truncated"),
@@ -687,7 +701,10 @@ def test_every_truncation_is_refused(value: Any, data: st.DataObject) -> None:
     for cut in range(1, len(body)):
         with pytest.raises(SerializationError):
             S.decode(body[:cut])
-        _decodes_or_refuses(body[:cut])
+        with pytest.raises(SerializationError):
+            S.decode_multi(body[:cut])
+        with pytest.raises(SerializationError):
+            S.decode_typed(body[:cut])
     index = data.draw(st.integers(0, len(body) - 1))
     byte = data.draw(st.integers(0, 255))
     _decodes_or_refuses(body[:index] + bytes([byte]) + body[index + 1 :])

@@ -29,7 +29,8 @@ or misread, and inside packed containers the length is always required.
 
 The typed tree is lossless for canonical bodies: ``encode_typed(decode_typed(b)) == b``.
 Non-canonical input is normalised when re-encoded: long forms of values that fit a direct form,
-over-long varints, and breeze-php's empty message form (written back with a zero length).
+over-long varints, long-form name references to indexes up to 32, and breeze-php's empty
+message form (written back with a zero length).
 """
 
 from __future__ import annotations
@@ -261,10 +262,23 @@ class _PlainReader(_Reader):
 
     def value(self) -> Any:
         pos = self.pos
-        if pos >= self.end:
+        end = self.end
+        if pos >= end:
             raise SerializationError("truncated: value expected", pos)
-        b = self.data[pos]
-        self.pos = pos + 1
+        data = self.data
+        b = data[pos]
+        pos += 1
+        if b < STRING:  # direct string, inline: the most common value
+            stop = pos + b
+            if stop > end:
+                raise SerializationError(f"truncated: {b} bytes needed", pos)
+            self.pos = stop
+            raw = data[pos:stop]
+            try:
+                return raw.decode()
+            except UnicodeDecodeError:
+                return raw
+        self.pos = pos
         return _PLAIN[b](self, b)
 
     def element(self) -> tuple[Callable[[Any, Any], Any], Any, int]:
@@ -283,9 +297,16 @@ class _PlainReader(_Reader):
     def message_body(self, name: str) -> BreezeMessage:
         outer = self.field_area()
         fields: dict[int, Any] = {}
-        while self.pos < self.end:
-            index = self.uvarint()
-            fields[index] = self.value()
+        data = self.data
+        stop = self.end
+        value = self.value
+        while self.pos < stop:
+            index = data[self.pos]
+            if index < 0x80:
+                self.pos += 1
+            else:
+                index = self.uvarint()
+            fields[index] = value()
         self.end = outer
         self.depth -= 1
         return BreezeMessage(name, fields)
@@ -560,23 +581,40 @@ class _Writer:
         if self.depth > MAX_DEPTH:
             raise SerializationError(f"nested deeper than {MAX_DEPTH}")
         for index, value in items:
-            if not isinstance(index, int) or not 0 <= index <= 0xFFFFFFFFFFFFFFFF:
+            if type(index) is int and 0 <= index < 0x80:
+                out.append(index)
+            elif isinstance(index, int) and 0 <= index <= 0xFFFFFFFFFFFFFFFF:
+                out += encode_uvarint(index)
+            else:
                 raise SerializationError(f"bad message field index {index!r}")
-            _uvarint(out, index)
             write(self, value)
         self.depth -= 1
         _U32.pack_into(out, start, len(out) - start - 4)
 
     def plain(self, value: Any) -> None:
-        write = _PLAIN_WRITERS.get(type(value))
-        if write is None:
-            write = _plain_writer(value)
-        write(self, value)
+        cls = type(value)
+        if cls is str:  # the common cases inline
+            raw = value.encode()
+            n = len(raw)
+            if n < STRING:
+                self.out.append(n)
+            else:
+                self.out.append(STRING)
+                _uvarint(self.out, n)
+            self.out += raw
+        elif cls is int and -8 <= value <= 15:
+            self.out.append(value + 0x88)
+        else:
+            write = _PLAIN_WRITERS.get(cls)
+            if write is None:
+                write = _plain_writer(value)
+            write(self, value)
 
     def typed(self, node: Typed) -> None:
-        write = _TYPED_WRITERS.get(node.t)
-        if write is None:
-            raise SerializationError(f"not a breeze value type: {node.t!r}")
+        try:
+            write = _TYPED_WRITERS[node.t]
+        except (AttributeError, KeyError, TypeError):
+            raise SerializationError(f"not a breeze typed value: {node!r}") from None
         write(self, node)
 
 
@@ -638,8 +676,13 @@ def _b_int32(w: _Writer, value: int) -> None:
 
 
 def _b_int64(w: _Writer, value: int) -> None:
-    _check(value, _I64_MIN, _I64_MAX, "int64")
-    _uvarint(w.out, (value << 1) ^ (value >> 63))
+    if not _I64_MIN <= value <= _I64_MAX:
+        raise SerializationError(f"int64 {int(value)} out of range")
+    u = (value << 1) ^ (value >> 63)
+    if u < 0x80:
+        w.out.append(u)
+    else:
+        w.out += encode_uvarint(u)
 
 
 def _b_float32(w: _Writer, value: float) -> None:
@@ -989,8 +1032,6 @@ class BreezeSerialization:
         w = _Writer()
         try:
             for value in values:
-                if not isinstance(value, Typed):
-                    raise SerializationError(f"not a Typed: {value!r}")
                 w.typed(value)
         except _ENCODE_ERRORS as exc:
             raise SerializationError(f"cannot encode value: {exc}") from exc

@@ -48,7 +48,10 @@ def forward(
             elif old != v:
                 replaced = True
                 break
-        if replaced:
+        if replaced or (appended and raw and not raw.count(b"\n") & 1):
+            # A value changes, or the bytes as they arrived are not clean pairs (a trailing LF
+            # after the last value, an unpaired key dropped by lenient decoding): appending
+            # would shift the pairing, so encode the merged metadata.
             merged = dict(current)
             merged.update(changes)
             meta = encode_metadata(merged)

@@ -17,9 +17,11 @@ raise :class:`SerializationError`. :class:`Byte` accepts -128..255 and is read b
 Reading accepts what motan-go, Java and PHP write: int32 varints of up to 10 bytes (truncated
 to 32 bits), any bool byte other than ``01`` as false, and a string (1) that is not valid UTF-8,
 which plain decoding returns as ``bytes`` (the typed tree keeps ``Typed("string", <bytes>)``).
-Empty containers come back empty (not ``None``). Plain decoding turns list and dict keys of a
-map (20) into tuples (a dict key becomes a tuple of ``(key, value)`` pairs), the same as
-:func:`motanmesh.wire.values.to_plain`, so ``decode(b) == to_plain(decode_typed(b)[0])``.
+Empty containers come back empty (motan-go gives nil). Plain decoding turns list and dict keys
+of a map (20) into tuples (a dict key becomes a tuple of ``(key, value)`` pairs), the same as
+:func:`motanmesh.wire.values.to_plain`, so ``decode(b) == to_plain(decode_typed(b)[0])``; a
+repeated key keeps its last value, while the typed tree keeps every entry in wire order.
+:meth:`SimpleSerialization.decode` reads exactly one value and refuses trailing bytes.
 
 The typed tree is lossless for canonical bodies: ``encode_typed(decode_typed(b)) == b``.
 Non-canonical input is normalised when re-encoded: over-long varints (among them Java's 10-byte
@@ -36,7 +38,7 @@ from typing import Any, Final
 
 from motanmesh.wire.errors import SerializationError
 from motanmesh.wire.values import Byte, Float32, Int16, Int32, Typed
-from motanmesh.wire.varint import decode_uvarint, encode_uvarint, unzigzag32, unzigzag64
+from motanmesh.wire.varint import decode_uvarint, unzigzag32, unzigzag64
 
 NULL: Final = 0
 STRING: Final = 1
@@ -63,7 +65,6 @@ _F32: Final = struct.Struct(">f")
 _F64: Final = struct.Struct(">d")
 _TYPE_LEN: Final = struct.Struct(">BI")
 _TYPE_I16: Final = struct.Struct(">Bh")
-_TYPE_U32: Final = struct.Struct(">BI")
 _TYPE_F64: Final = struct.Struct(">Bd")
 _I64_MIN: Final = -(1 << 63)
 _I64_MAX: Final = (1 << 63) - 1
@@ -91,7 +92,7 @@ def _f32_nan(bits: int) -> float:
 
 def _pack_f32(value: float) -> bytes:
     if isnan(value):
-        return _TYPE_U32.pack(FLOAT32, _f32_bits(value))
+        return _TYPE_LEN.pack(FLOAT32, _f32_bits(value))
     return b"\x0a" + _F32.pack(value)
 
 
@@ -104,6 +105,14 @@ def _unpack_f32(buf: bytes, pos: int) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # writing plain values
+
+
+def _put_uvarint(out: bytearray, u: int) -> None:
+    """Append a varint in place (the hot-path twin of :func:`varint.encode_uvarint`)."""
+    while u >= 0x80:
+        out.append((u & 0x7F) | 0x80)
+        u >>= 7
+    out.append(u)
 
 
 def _write(out: bytearray, value: Any, depth: int) -> None:
@@ -120,7 +129,7 @@ def _write(out: bytearray, value: Any, depth: int) -> None:
             out += _SMALL_INT64[u]
         else:
             out.append(INT64)
-            out += encode_uvarint(u)
+            _put_uvarint(out, u)
     elif value is None:
         out.append(NULL)
     elif cls is bool:
@@ -180,7 +189,7 @@ def _write_int32(out: bytearray, value: int) -> None:
         out += _SMALL_INT32[u]
     else:
         out.append(INT32)
-        out += encode_uvarint(u)
+        _put_uvarint(out, u)
 
 
 def _check_depth(depth: int) -> None:
@@ -413,10 +422,14 @@ def _read(buf: bytes, pos: int, end: int, depth: int) -> tuple[Any, int]:
     if code in (9, 8):  # int64, int32
         if pos >= end:
             raise _short("varint", pos)
-        b = buf[pos]
-        if b < 0x80:
-            value = (b >> 1) ^ -(b & 1)
+        u = buf[pos]
+        if u < 0x80:
+            value = (u >> 1) ^ -(u & 1)
             return (value if code == INT64 else Int32(value)), pos + 1
+        if pos + 1 < end and buf[pos + 1] < 0x80:  # two bytes, the next most common form
+            u = (u & 0x7F) | (buf[pos + 1] << 7)
+            value = (u >> 1) ^ -(u & 1)
+            return (value if code == INT64 else Int32(value)), pos + 2
         u, pos = decode_uvarint(buf, pos)
         if code == INT64:
             return unzigzag64(u), pos

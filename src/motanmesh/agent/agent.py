@@ -1,0 +1,404 @@
+"""The agent: client side, server side, registries and management, wired from a config.
+
+Lifecycle, as the Go agent: the agent starts at status 503 (services registered but
+unavailable) unless ``-recover`` finds ``200`` in ``runtime_dir/status``; ``/200`` and
+``/503`` move every registered service; the status is persisted. Beyond the Go agent:
+SIGTERM drains (unavailable in the registries, serve in-flight and late requests for the
+drain period, then exit 0) and SIGHUP reloads refers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from motanmesh import __version__
+from motanmesh.agent.dispatcher import Provider, ServerDispatcher
+from motanmesh.agent.providers import create_provider
+from motanmesh.agent.router import ClientRouter
+from motanmesh.cluster.cluster import Cluster
+from motanmesh.config.errors import ConfigError
+from motanmesh.config.loader import load_config
+from motanmesh.config.model import Config
+from motanmesh.config.overrides import apply_overrides
+from motanmesh.registry.base import Registry
+from motanmesh.registry.factory import create_registry
+from motanmesh.switcher import SwitcherManager
+from motanmesh.transport.server import MotanServer
+from motanmesh.url import URL
+
+log = logging.getLogger("motanmesh.agent")
+
+STATUS_AVAILABLE: Final = 200
+STATUS_UNAVAILABLE: Final = 503
+DEFAULT_DRAIN_SECONDS: Final = 5.0
+VERSION: Final = __version__
+
+
+class AgentError(Exception):
+    """The agent cannot start as configured (bad provider, port in use, ...)."""
+
+
+class Agent:
+    """One agent process: both roles, as configured."""
+
+    def __init__(self, config: Config, *, recover: bool = False) -> None:
+        self.config = config
+        self.recover = recover
+        a = config.agent
+        self.application = config.application or a.application
+        self.local_ip = a.local_ip or "127.0.0.1"
+        self.status = STATUS_UNAVAILABLE
+        self.switchers = SwitcherManager()
+        for name, value in config.switchers.items():
+            self.switchers.register(name, value)
+        self.registries: dict[str, Registry] = {}
+        self.clusters: dict[str, Cluster] = {}
+        self.router = ClientRouter(self.application)
+        self.client_server: MotanServer | None = None
+        self.dispatchers: dict[int, ServerDispatcher] = {}
+        self.export_servers: dict[int, MotanServer] = {}
+        self.providers: list[Provider] = []
+        self.services: list[URL] = []
+        self.dynamic_services: list[URL] = []
+        #: refers subscribed through the management API (``/registry/subscribe``), by id
+        self.dynamic_refers: dict[str, URL] = {}
+        self.client_address: tuple[str, int] | None = None
+        self.export_addresses: dict[int, tuple[str, int]] = {}
+        self.management: Any = None
+        self.management_address: tuple[str, int] | None = None
+        self.start_time = time.time()
+        self.drain_seconds = float(a.params.get("drainTime", DEFAULT_DRAIN_SECONDS))
+        self._stopped = asyncio.Event()
+        self._draining = False
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def runtime_dir(self) -> Path:
+        return Path(self.config.agent.runtime_dir)
+
+    @property
+    def agent_url(self) -> URL:
+        a = self.config.agent
+        return URL(
+            "motan2",
+            self.local_ip,
+            self.management_address[1] if self.management_address else a.mport,
+            "",
+            self.application,
+            {"application": self.application, "nodeType": "agent"},
+        )
+
+    # ------------------------------------------------------------------ start
+
+    async def start(self) -> None:
+        """Start everything; raise :class:`AgentError` (nothing left running) on failure."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(drain=False)
+            raise
+
+    async def _start(self) -> None:
+        self.status = self._initial_status()
+        await self._start_registries()
+        await self._start_clusters(self.config.refers)
+        await self._start_services()
+        await self._start_client_port()
+        await self._start_management()
+        await self._register_agent()
+        self._write_pidfile()
+        if self.status == STATUS_AVAILABLE:
+            await self.set_status(STATUS_AVAILABLE)
+        log.info(
+            "agent started: client %s, exports %s, management %s, status %d",
+            self.client_address,
+            sorted(self.export_addresses),
+            self.management_address,
+            self.status,
+        )
+
+    def _initial_status(self) -> int:
+        if not self.recover:
+            return STATUS_UNAVAILABLE
+        try:
+            text = (self.runtime_dir / "status").read_text().strip()
+        except OSError:
+            return STATUS_UNAVAILABLE
+        return STATUS_AVAILABLE if text == "200" else STATUS_UNAVAILABLE
+
+    async def _start_registries(self) -> None:
+        for rid, url in self.config.registries.items():
+            try:
+                registry = create_registry(url)
+            except Exception as e:
+                raise AgentError(f"motan-registry.{rid}: {e}") from e
+            try:
+                await registry.start()
+            except Exception as e:  # a dead registry must not stop the agent
+                log.error("registry %s (%s) did not start: %s", rid, url.to_ext_info(), e)
+            self.registries[rid] = registry
+
+    def _registries_of(self, url: URL, what: str) -> list[Registry]:
+        out = []
+        for rid in url.registry:
+            registry = self.registries.get(rid)
+            if registry is None:
+                raise AgentError(f"{what} {url.conf_id or url.path}: unknown registry {rid!r}")
+            out.append(registry)
+        return out
+
+    def _resolve_refer(self, refer: URL) -> URL:
+        """The refer as subscribed: ``${idc}`` resolved, this host as the client address."""
+        idc = self.config.agent.idc
+        if "${idc}" in refer.group and idc:
+            refer = refer.copy(group=refer.group.replace("${idc}", idc))
+        if not refer.host:
+            refer = refer.copy(host=self.local_ip)
+        if not refer.application:
+            refer = refer.with_params(application=self.application)
+        return refer
+
+    async def _start_clusters(self, refers: dict[str, URL]) -> None:
+        new: dict[str, Cluster] = {}
+        for rid, configured in refers.items():
+            refer = self._resolve_refer(configured)
+            new[rid] = Cluster(refer, self._registries_of(refer, "motan-refer"))
+        timeout = self.config.agent.init_cluster_timeout_ms / 1000
+        starts = [asyncio.ensure_future(c.start()) for c in new.values()]
+        if starts:
+            done, _pending = await asyncio.wait(starts, timeout=timeout)
+            for task in done:
+                if task.exception() is not None:
+                    log.error("refer subscription failed: %s", task.exception())
+        self.clusters.update(new)
+        self.router.set_clusters(self.clusters.values())
+
+    async def _start_services(self) -> None:
+        for sid, urls in self.config.services.items():
+            for url in urls:
+                await self.export_service(url, what=f"motan-service.{sid}")
+
+    async def export_service(
+        self, url: URL, *, what: str = "service", dynamic: bool = False
+    ) -> URL:
+        """Export one service on its port and register it (as unavailable, or available
+        when the agent's status is 200). Returns the registered URL."""
+        try:
+            provider = create_provider(url)
+        except Exception as e:
+            raise AgentError(f"{what}: {e}") from e
+        port = url.port or self.config.agent.eport
+        await provider.start()
+        dispatcher = self.dispatchers.get(port)
+        if dispatcher is None:
+            dispatcher = ServerDispatcher()
+            server = MotanServer(dispatcher)
+            host = url.get("host") or self.local_ip
+            try:
+                self.export_addresses[port] = await server.listen_tcp(host, port)
+            except OSError as e:
+                await provider.close()
+                raise AgentError(f"{what}: cannot listen on {host}:{port}: {e}") from e
+            unix = url.get("unixSock")
+            if unix:
+                await server.listen_unix(unix)
+            self.dispatchers[port] = dispatcher
+            self.export_servers[port] = server
+        dispatcher.add(provider)
+        self.providers.append(provider)
+        bound_port = self.export_addresses[port][1]
+        registered = url.copy(host=self.local_ip, port=bound_port).with_params(
+            nodeType="service", application=self.application
+        )
+        (self.dynamic_services if dynamic else self.services).append(registered)
+        for registry in self._registries_of(url, what):
+            try:
+                await registry.register(registered)
+                if self.status == STATUS_AVAILABLE:
+                    await registry.available(registered)
+            except Exception as e:
+                log.error("%s: register in %s failed: %s", what, registry.name, e)
+        return registered
+
+    async def unexport_service(self, registered: URL) -> bool:
+        """Undo a dynamic :meth:`export_service` (``registered`` is the URL it returned):
+        remove it from its registries, stop dispatching to it and close its provider. The
+        export port keeps listening. Returns False when the URL is not dynamically exported."""
+        if registered not in self.dynamic_services:
+            return False
+        self.dynamic_services.remove(registered)
+        for rid in registered.registry:
+            registry = self.registries.get(rid)
+            if registry is None:
+                continue
+            try:
+                await registry.unregister(registered)
+            except Exception as e:
+                log.error("unregister %s in %s failed: %s", registered.path, registry.name, e)
+        for port, (_host, bound) in self.export_addresses.items():
+            if bound == registered.port:
+                provider = self.dispatchers[port].remove(registered)
+                if provider is not None:
+                    self.providers.remove(provider)
+                    await provider.close()
+                break
+        return True
+
+    async def subscribe_refer(self, rid: str, refer: URL) -> None:
+        """Add a refer at run time (``/registry/subscribe``); it survives reloads."""
+        self.dynamic_refers[rid] = refer
+        await self._start_clusters({rid: refer})
+
+    async def _start_client_port(self) -> None:
+        a = self.config.agent
+        self.client_server = MotanServer(self.router)
+        try:
+            self.client_address = await self.client_server.listen_tcp(a.host, a.port)
+        except OSError as e:
+            raise AgentError(f"motan-agent.port: cannot listen on {a.host}:{a.port}: {e}") from e
+        if a.unix_sock:
+            await self.client_server.listen_unix(a.unix_sock)
+
+    async def _start_management(self) -> None:
+        from motanmesh.agent.management import ManagementServer  # noqa: PLC0415
+
+        self.management = ManagementServer(self)
+        self.management_address = await self.management.start()
+
+    async def _register_agent(self) -> None:
+        rid = self.config.agent.registry
+        registry = self.registries.get(rid) if rid else None
+        if registry is None:
+            return
+        try:
+            await registry.register_agent(self.agent_url)
+        except Exception as e:
+            log.error("agent node registration failed: %s", e)
+
+    def _write_pidfile(self) -> None:
+        pidfile = self.config.agent.pidfile
+        if pidfile:
+            with contextlib.suppress(OSError):
+                Path(pidfile).write_text(str(os.getpid()))
+
+    # ------------------------------------------------------------------ status
+
+    async def set_status(self, status: int) -> None:
+        """``/200`` and ``/503``: every registered service available or unavailable in every
+        registry; the status is persisted to ``runtime_dir/status``."""
+        self.status = status
+        for registry in self._service_registries():
+            try:
+                if status == STATUS_AVAILABLE:
+                    await registry.available(None)
+                else:
+                    await registry.unavailable(None)
+            except Exception as e:
+                log.error("status %d in registry %s failed: %s", status, registry.name, e)
+        with contextlib.suppress(OSError):
+            self.runtime_dir.mkdir(parents=True, exist_ok=True)
+            (self.runtime_dir / "status").write_text(str(status))
+
+    def _service_registries(self) -> Sequence[Registry]:
+        seen: dict[int, Registry] = {}
+        for url in self.services + self.dynamic_services:
+            for rid in url.registry:
+                registry = self.registries.get(rid)
+                if registry is not None:
+                    seen[id(registry)] = registry
+        return list(seen.values())
+
+    # ------------------------------------------------------------------ reload
+
+    async def reload_clusters(self, config: Config | None = None) -> dict[str, str]:
+        """Re-read the refers: build new ones, keep unchanged ones (same URL), close removed
+        ones. Services and registries are not reloaded (as the Go agent)."""
+        if config is None:
+            config = reload_config(self.config)
+        wanted = {rid: self._resolve_refer(u) for rid, u in config.refers.items()}
+        keep: dict[str, Cluster] = {}
+        stale: list[Cluster] = []
+        for rid, cluster in self.clusters.items():
+            if rid in self.dynamic_refers:
+                keep[rid] = cluster
+                continue
+            url = wanted.get(rid)
+            if url is not None and url.to_ext_info() == cluster.refer.to_ext_info():
+                keep[rid] = cluster
+            else:
+                stale.append(cluster)
+        fresh = {rid: u for rid, u in config.refers.items() if rid not in keep}
+        self.clusters = keep
+        await self._start_clusters(fresh)
+        self.config = _replace_refers(self.config, config.refers)
+        for cluster in stale:
+            await cluster.close()
+        return {rid: c.refer.to_ext_info() for rid, c in self.clusters.items()}
+
+    # ------------------------------------------------------------------ stop
+
+    async def drain(self) -> None:
+        """SIGTERM: unavailable in the registries, keep serving for the drain period
+        (in-flight and late requests), then stop."""
+        if self._draining:
+            return
+        self._draining = True
+        log.info("draining for %.1f s", self.drain_seconds)
+        await self.set_status(STATUS_UNAVAILABLE)
+        await asyncio.sleep(self.drain_seconds)
+        await self.stop(drain=True)
+
+    async def stop(self, *, drain: bool = True) -> None:
+        deadline = self.drain_seconds if drain else 0.5
+        servers = [s for s in [self.client_server, *self.export_servers.values()] if s]
+        await asyncio.gather(*(s.close(deadline) for s in servers), return_exceptions=True)
+        for provider in self.providers:
+            with contextlib.suppress(Exception):
+                await provider.close()
+        for cluster in list(self.clusters.values()):
+            with contextlib.suppress(Exception):
+                await cluster.close()
+        for url in self.services + self.dynamic_services:
+            for rid in url.registry:
+                registry = self.registries.get(rid)
+                if registry is not None:
+                    with contextlib.suppress(Exception):
+                        await registry.unregister(url)
+        if self.management is not None:
+            with contextlib.suppress(Exception):
+                await self.management.close()
+        for registry in self.registries.values():
+            with contextlib.suppress(Exception):
+                await registry.close()
+        pidfile = self.config.agent.pidfile
+        if pidfile:
+            with contextlib.suppress(OSError):
+                Path(pidfile).unlink()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+def reload_config(current: Config) -> Config:
+    """Load the config again from the same source, with the same command-line overrides."""
+    fresh = load_config(current.source, pool=current.pool, application=current.application)
+    a = current.agent
+    return apply_overrides(fresh, idc=a.idc or None, local_ip=a.local_ip or None)
+
+
+def _replace_refers(config: Config, refers: dict[str, URL]) -> Config:
+    import dataclasses  # noqa: PLC0415
+
+    return dataclasses.replace(config, refers=dict(refers))
+
+
+__all__ = ["Agent", "AgentError", "ConfigError", "reload_config"]

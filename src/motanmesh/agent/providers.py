@@ -1,0 +1,147 @@
+"""Providers of the server agent: what serves an exported service.
+
+* ``motan2`` (and ``motan``): a reverse proxy to the local Motan2 service named by ``proxy``
+  (``motan2:8100``, host ``proxy.host``, default 127.0.0.1, or a unix socket), through a
+  connection-pooled endpoint in proxy mode that is never marked down by errors.
+* ``python``: an in-process service built with :mod:`motanmesh.sdk`; the service URL names a
+  factory ``pythonService: package.module:function`` returning a ``ServiceRegistry``.
+* ``http``: see :mod:`motanmesh.agent.http_provider`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Final
+
+from motanmesh.agent.dispatcher import Provider
+from motanmesh.agent.router import peer_ip, signed_id
+from motanmesh.cluster.errors import call_error_response
+from motanmesh.config.values import service_proxy
+from motanmesh.sdk.service import ServiceRegistry
+from motanmesh.transport.endpoint import Endpoint
+from motanmesh.transport.server import Responder, ServerConnection
+from motanmesh.url import URL
+from motanmesh.wire.frame import FLAG_PROXY, M_PROCESS_TIME, M_REQUEST_ID, Frame
+from motanmesh.wire.passthrough import forward
+
+_X_FORWARDED_FOR: Final = "x-forwarded-for"
+
+
+class ProviderError(Exception):
+    """A service whose provider cannot be built (bad ``proxy``, unknown provider...)."""
+
+
+class Motan2Provider:
+    """Reverse proxy to a local Motan2 service."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        target = service_proxy(url)
+        if target is None:
+            raise ProviderError(f"service {url.path}: provider motan2 needs 'proxy' (motan2:PORT)")
+        host = target.host
+        address = host if host.startswith("unix:") else f"{host}:{target.port}"
+        self.endpoint = Endpoint(
+            address,
+            connections=max(1, url.get_int("clientConnection", 3)),
+            request_timeout=url.request_timeout_ms / 1000,
+            connect_retry_interval=url.get_int("connectRetryInterval", 5000) / 1000,
+            error_count_threshold=url.get_int("errorCountThreshold", 0),
+            max_content_length=url.get_int("maxContentLength", 10 * 1024 * 1024),
+            proxy=True,
+        )
+
+    async def start(self) -> None:
+        await self.endpoint.connect()
+
+    async def close(self) -> None:
+        await self.endpoint.close()
+
+    def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
+        meta = frame.metadata
+        ip = peer_ip(conn.peer)
+        changes = {_X_FORWARDED_FOR: ip}
+        if "host" not in meta:
+            changes["host"] = ip
+        if M_REQUEST_ID not in meta:
+            changes[M_REQUEST_ID] = signed_id(frame.request_id)
+        fut = self.endpoint.request(frame, changes)
+        fut.add_done_callback(partial(_relay, frame, respond))
+
+
+def _relay(request: Frame, respond: Responder, fut: asyncio.Future[Frame]) -> None:
+    if fut.cancelled():
+        return
+    exc = fut.exception()
+    response = fut.result() if exc is None else call_error_response(request, exc)
+    changes = None if M_PROCESS_TIME in response.metadata else {M_PROCESS_TIME: "0"}
+    respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))
+
+
+class PythonProvider:
+    """An in-process service written with the SDK."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        spec = url.get("pythonService")
+        if not spec:
+            raise ProviderError(
+                f"service {url.path}: provider python needs 'pythonService: module:function'"
+            )
+        registry = load_factory(spec)()
+        if not isinstance(registry, ServiceRegistry):
+            raise ProviderError(f"{spec} did not return a ServiceRegistry")
+        self.handler = registry.as_handler()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self.handler.close()
+
+    def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
+        self.handler(frame, respond, conn)
+
+
+def load_factory(spec: str) -> Callable[[], Any]:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ProviderError(f"pythonService {spec!r} is not 'module:function'")
+    try:
+        module = importlib.import_module(module_name)
+        factory = getattr(module, attr)
+    except (ImportError, AttributeError) as e:
+        raise ProviderError(f"pythonService {spec!r} cannot be loaded: {e}") from e
+    if not callable(factory):
+        raise ProviderError(f"pythonService {spec!r} is not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+ProviderFactory = Callable[[URL], Provider]
+_FACTORIES: dict[str, ProviderFactory] = {
+    "motan2": Motan2Provider,
+    "motan": Motan2Provider,
+    "python": PythonProvider,
+}
+
+
+def register_provider(name: str, factory: ProviderFactory) -> None:
+    _FACTORIES[name] = factory
+
+
+def create_provider(url: URL) -> Provider:
+    """The provider named by ``provider``, else by the protocol of ``proxy``."""
+    name = url.get("provider")
+    if not name:
+        target = service_proxy(url)
+        name = target.protocol if target else "default"
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise ProviderError(
+            f"service {url.path}: unknown provider {name!r} "
+            f"(known: {', '.join(sorted(_FACTORIES))})"
+        )
+    return factory(url)

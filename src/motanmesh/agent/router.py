@@ -1,0 +1,117 @@
+"""The client side of the agent: the forward proxy on 9981.
+
+Each request is routed to a cluster by ``M_p`` (then ``M_g``, ``M_pp``, ``M_v``) with the Go
+agent's rules, forwarded without deserializing its body, and answered with the caller's
+request id. Failures come back as ``M_e`` responses with the Go agent's codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from functools import partial
+from typing import Final
+
+from motanmesh.cluster.cluster import Cluster
+from motanmesh.cluster.errors import call_error_response, error_response
+from motanmesh.transport.server import Responder, ServerConnection
+from motanmesh.wire.frame import (
+    FLAG_PROXY,
+    M_GROUP,
+    M_PATH,
+    M_PROXY_PROTOCOL,
+    M_REQUEST_ID,
+    M_SOURCE,
+    M_VERSION,
+    Frame,
+)
+from motanmesh.wire.passthrough import forward
+
+log = logging.getLogger("motanmesh.agent")
+
+E_BAD_REQUEST: Final = 400
+_SIGN_BIT: Final = 1 << 63
+_X_FORWARDED_FOR: Final = "x-forwarded-for"
+
+
+def signed_id(request_id: int) -> str:
+    """The request id as motan-go writes ``M_rid``: a signed 64-bit decimal."""
+    return str(request_id - (1 << 64) if request_id & _SIGN_BIT else request_id)
+
+
+def peer_ip(peer: str) -> str:
+    host = peer.rsplit(":", 1)[0] if ":" in peer else peer
+    return host.strip("[]")
+
+
+class ClientRouter:
+    """Transport request handler for the client-side port."""
+
+    def __init__(self, application: str = "") -> None:
+        self.application = application
+        self._by_path: dict[str, list[Cluster]] = {}
+
+    def set_clusters(self, clusters: Iterable[Cluster]) -> None:
+        by_path: dict[str, list[Cluster]] = {}
+        for cluster in clusters:
+            by_path.setdefault(cluster.refer.path, []).append(cluster)
+        self._by_path = by_path
+
+    @property
+    def clusters(self) -> list[Cluster]:
+        return [c for cs in self._by_path.values() for c in cs]
+
+    def route(self, frame: Frame) -> Cluster | str:
+        """The cluster for ``frame``, or the error message explaining why there is none."""
+        meta = frame.metadata
+        path = meta.get(M_PATH, "")
+        if not path:
+            return "empty service is not supported"
+        clusters = self._by_path.get(path)
+        if not clusters:
+            return f"cluster not found. cluster: cluster not found. service: {path}"
+        if len(clusters) == 1:
+            return clusters[0]
+        group = meta.get(M_GROUP, "")
+        if not group:
+            return f"group is required when several refers serve {path}"
+        protocol = meta.get(M_PROXY_PROTOCOL, "")
+        version = meta.get(M_VERSION, "")
+        for cluster in clusters:
+            if cluster.refer.is_match(path, group, protocol, version):
+                return cluster
+        return (
+            f"no cluster matches the request; service: {path}, group: {group}, "
+            f"protocol: {protocol}, version: {version}"
+        )
+
+    def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
+        found = self.route(frame)
+        if isinstance(found, str):
+            respond(
+                forward(
+                    error_response(frame, E_BAD_REQUEST, found),
+                    frame.request_id,
+                    set_flags=FLAG_PROXY,
+                )
+            )
+            return
+        meta = frame.metadata
+        changes: dict[str, str] = {"host": peer_ip(conn.peer)}
+        if M_REQUEST_ID not in meta:
+            changes[M_REQUEST_ID] = signed_id(frame.request_id)
+        if not meta.get(M_SOURCE):
+            source = meta.get("application") or found.refer.application or self.application
+            if source:
+                changes[M_SOURCE] = source
+        fut = found.request(frame, changes)
+        fut.add_done_callback(partial(_answer, frame, respond))
+
+
+def _answer(request: Frame, respond: Responder, fut: asyncio.Future[Frame]) -> None:
+    if fut.cancelled():
+        return
+    exc = fut.exception()
+    response = fut.result() if exc is None else call_error_response(request, exc)
+    respond(forward(response, request.request_id, set_flags=FLAG_PROXY))

@@ -1,0 +1,42 @@
+"""The ``motanmesh`` command line.
+
+Each subcommand lives in its own module ``motanmesh.cli.<name>`` exposing
+``add_parser(subparsers)``, which registers the subcommand's parser and binds its run function
+(``parser.set_defaults(func=...)``, a callable taking the parsed arguments and returning the exit
+code). Register a new subcommand by adding its module name to :data:`SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from typing import Final
+
+#: modules under ``motanmesh.cli`` that provide a subcommand, in the order ``--help`` lists them
+SUBCOMMANDS: Final = ("agent", "call", "decode", "demo-service")
+
+RunFunction = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="motanmesh",
+        description="motanmesh: a Motan2 service-mesh agent and its control plane.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: RunFunction | None = getattr(args, "func", None)
+    if run is None:
+        parser.print_help()
+        return 2
+    return run(args)

@@ -1,0 +1,481 @@
+"""The Motan2 server: many requests in flight per connection, answered in any order.
+
+One :class:`ServerConnection` (an ``asyncio.Protocol``) per accepted socket, one
+:class:`~motanmesh.wire.decoder.FrameDecoder` per connection. Every non-heartbeat Motan2
+request goes to the :class:`RequestHandler` synchronously from ``data_received``; the handler
+answers through a :data:`Responder` whenever it likes. Answers given while a read is being
+processed are written together, once per read.
+
+The connection layer answers by itself:
+
+* heartbeats (any Motan2 frame with the heartbeat bit) with the motan-go response form, or
+  closes the connection when :attr:`MotanServer.heartbeat_enabled` is off;
+* a Motan v1 heartbeat with the v1 heartbeat answer; any other v1 request with a v1 exception
+  response (the connection stays usable);
+* a frame over ``max_content_length`` with an exception response for its request id (when
+  readable), then closes; any other undecodable input closes the connection.
+
+A connection whose peer does not read its responses stops being read once its transport's
+write buffer passes ``write_high_water``, and is read again below a quarter of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import stat
+from collections.abc import Callable
+from typing import Protocol, cast
+
+from motanmesh.transport.clock import Clock, LoopClock, TimerHandle
+from motanmesh.wire.decoder import FrameDecoder
+from motanmesh.wire.errors import FrameTooLargeError, V1Error, WireError
+from motanmesh.wire.frame import (
+    DEFAULT_MAX_CONTENT_LENGTH,
+    ERRTYPE_SERVICE,
+    FLAG_HEARTBEAT,
+    FLAG_RESPONSE,
+    Frame,
+    exception_frame,
+    heartbeat_response,
+)
+from motanmesh.wire.v1 import (
+    V1Frame,
+    parse_v1_request,
+    v1_exception_response,
+    v1_heartbeat_response,
+)
+
+__all__ = ["MotanServer", "RequestHandler", "Responder", "ServerConnection"]
+
+_log = logging.getLogger("motanmesh.transport")
+
+#: writes one encoded response frame; a no-op once the connection is gone
+Responder = Callable[[bytes], None]
+
+
+class RequestHandler(Protocol):
+    """Serves one Motan2 request; may call ``respond`` at once or later."""
+
+    def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None: ...
+
+
+def format_address(addr: object) -> str:
+    """``ip:port`` (``[ip]:port`` for IPv6) for socket addresses, the path for unix ones."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = str(addr[0])
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    if isinstance(addr, bytes):
+        return addr.decode("utf-8", "surrogateescape")
+    return str(addr) if addr else ""
+
+
+class ServerConnection(asyncio.Protocol):
+    """One accepted connection of a :class:`MotanServer`."""
+
+    __slots__ = (
+        "_batch",
+        "_clock",
+        "_closed",
+        "_decoder",
+        "_flush_cb",
+        "_handler",
+        "_idle_timer",
+        "_last_read",
+        "_loop",
+        "_server",
+        "_transport",
+        "_wbuf",
+        "in_flight",
+        "local",
+        "peer",
+        "reading_paused",
+        "respond",
+    )
+
+    def __init__(self, server: MotanServer) -> None:
+        self._server = server
+        self._handler = server.handler
+        self._clock = server.clock
+        self._decoder = FrameDecoder(server.max_content_length)
+        self._transport: asyncio.Transport | None = None
+        self._batch: list[bytes] | None = None
+        #: answers given outside ``data_received``, written together at the end of the
+        #: loop iteration
+        self._wbuf: list[bytes] = []
+        self._flush_cb = self._flush
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._idle_timer: TimerHandle | None = None
+        self._last_read = 0.0
+        #: requests handed to the handler and not answered yet
+        self.in_flight = 0
+        #: the remote address: ``ip:port``, or the socket path for unix connections
+        self.peer = ""
+        #: the local address: ``ip:port`` or the socket path
+        self.local = ""
+        #: True while reading is paused because the peer does not read its responses
+        self.reading_paused = False
+        #: the :data:`Responder` given to the handler (bound once per connection)
+        self.respond: Responder = self._respond
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self._transport = transport
+        local = transport.get_extra_info("sockname")
+        self.local = format_address(local)
+        self.peer = format_address(transport.get_extra_info("peername")) or self.local
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        high = self._server.write_high_water
+        transport.set_write_buffer_limits(high=high, low=high // 4)
+        self._server._connection_made(self)
+        idle = self._server.idle_timeout
+        if idle is not None:
+            self._last_read = self._clock.time()
+            self._idle_timer = self._clock.call_later(idle, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        if self._idle_timer is not None:
+            self._last_read = self._clock.time()
+        error: WireError | None = None
+        try:
+            frames = self._decoder.feed(data)
+        except WireError as e:
+            frames = list(e.frames)
+            error = e
+        if frames:
+            self._serve(frames)
+        if error is not None and not self._closed:
+            self._on_wire_error(error)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; answers still pending are dropped
+
+    def pause_writing(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            self.reading_paused = True
+            transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        transport = self._transport
+        if self.reading_paused and transport is not None and not transport.is_closing():
+            self.reading_paused = False
+            transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        unanswered = self.in_flight
+        self.in_flight = 0
+        self._server._connection_lost(self, unanswered)
+
+    # ------------------------------------------------------------------ serving
+
+    def _serve(self, frames: list[Frame | V1Frame]) -> None:
+        server = self._server
+        handler = self._handler
+        respond = self.respond
+        batch: list[bytes] = []
+        self._batch = batch
+        close_after = False
+        try:
+            for frame in frames:
+                if frame.__class__ is Frame:
+                    assert isinstance(frame, Frame)
+                    flags = frame.flags
+                    if flags & FLAG_HEARTBEAT:
+                        if not server.heartbeat_enabled:
+                            close_after = True
+                            break
+                        batch.append(heartbeat_response(frame.request_id))
+                    elif not flags & FLAG_RESPONSE:
+                        self.in_flight += 1
+                        server._in_flight += 1
+                        try:
+                            handler(frame, respond, self)
+                        except Exception as e:
+                            _log.exception("request handler failed (peer %s)", self.peer)
+                            respond(
+                                exception_frame(
+                                    frame.request_id,
+                                    500,
+                                    f"request handler failed: {e!r}",
+                                    ERRTYPE_SERVICE,
+                                    serialization=frame.serialization,
+                                ).encode()
+                            )
+                    # a response sent to a server answers nothing: dropped
+                else:
+                    assert isinstance(frame, V1Frame)
+                    if not self._serve_v1(frame, batch):
+                        close_after = True
+                        break
+        finally:
+            self._batch = None
+            transport = self._transport
+            if batch and transport is not None and not transport.is_closing():
+                transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+        if close_after:
+            _log.debug("heartbeat with heartbeats switched off: closing %s", self.peer)
+            self.close()
+
+    def _serve_v1(self, frame: V1Frame, batch: list[bytes]) -> bool:
+        """Answer a Motan v1 message; False when the connection must close instead."""
+        if not frame.is_request:
+            return True
+        rid = frame.request_id
+        try:
+            req = parse_v1_request(frame)
+        except V1Error as e:
+            batch.append(v1_exception_response(rid, f"unreadable motan v1 request: {e}"))
+            return True
+        if req.is_heartbeat:
+            if not self._server.heartbeat_enabled:
+                return False
+            batch.append(v1_heartbeat_response(rid))
+        else:
+            batch.append(
+                v1_exception_response(
+                    rid,
+                    f"motan v1 requests are not served here ({req.service}.{req.method}); "
+                    "use the motan2 protocol",
+                )
+            )
+        return True
+
+    def _respond(self, data: bytes) -> None:
+        if self._closed:
+            return
+        if self.in_flight > 0:
+            self.in_flight -= 1
+            server = self._server
+            server._in_flight -= 1
+            if server._drain_waiter is not None and server._in_flight == 0:
+                server._wake_drain()
+        batch = self._batch
+        if batch is not None:
+            batch.append(data)
+        else:
+            wbuf = self._wbuf
+            if not wbuf:
+                self._loop.call_soon(self._flush_cb)
+            wbuf.append(data)
+
+    def _flush(self) -> None:
+        wbuf = self._wbuf
+        if not wbuf:
+            return
+        data = wbuf[0] if len(wbuf) == 1 else b"".join(wbuf)
+        wbuf.clear()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _on_wire_error(self, error: WireError) -> None:
+        transport = self._transport
+        too_large = error if isinstance(error, FrameTooLargeError) else None
+        rid = None if too_large is None else too_large.request_id
+        if too_large is not None and rid is not None and transport is not None:
+            if too_large.part == "v1 message":
+                transport.write(v1_exception_response(rid, str(error)))
+            else:
+                transport.write(exception_frame(rid, 500, str(error), ERRTYPE_SERVICE).encode())
+        _log.info("closing connection from %s: %s", self.peer, error)
+        self.close()
+
+    def _check_idle(self) -> None:
+        self._idle_timer = None
+        idle = self._server.idle_timeout
+        if self._closed or idle is None:
+            return
+        quiet = self._clock.time() - self._last_read
+        if self.in_flight == 0 and quiet >= idle:
+            _log.debug("closing idle connection from %s", self.peer)
+            self.close()
+            return
+        delay = idle if self.in_flight else idle - quiet
+        self._idle_timer = self._clock.call_later(delay, self._check_idle)
+
+    # ------------------------------------------------------------------ control
+
+    @property
+    def write_buffer_size(self) -> int:
+        transport = self._transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close after the buffered answers are written."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            self._flush()
+            transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping buffered answers."""
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
+
+
+class MotanServer:
+    """Serves Motan2 requests on any number of TCP and unix-socket listeners."""
+
+    def __init__(
+        self,
+        handler: RequestHandler,
+        *,
+        max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
+        idle_timeout: float | None = None,
+        heartbeat_enabled: bool = True,
+        write_high_water: int = 4 * 1024 * 1024,
+        clock: Clock | None = None,
+    ) -> None:
+        self.handler = handler
+        self.max_content_length = max_content_length
+        self.idle_timeout = idle_timeout
+        #: off: a heartbeat closes its connection, so clients mark this node down
+        self.heartbeat_enabled = heartbeat_enabled
+        self.write_high_water = write_high_water
+        self.clock: Clock = clock if clock is not None else LoopClock()
+        self._listeners: list[asyncio.AbstractServer] = []
+        self._unix_paths: list[str] = []
+        self._connections: set[ServerConnection] = set()
+        self._in_flight = 0
+        self._closing = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._gone_waiter: asyncio.Future[None] | None = None
+        self._closed: asyncio.Event | None = None
+
+    # ------------------------------------------------------------------ listeners
+
+    async def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen on ``host:port`` (0 picks a free port); return the bound address."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(self._new_connection, host, port, backlog=1024)
+        self._listeners.append(listener)
+        bound = listener.sockets[0].getsockname()
+        return str(bound[0]), int(bound[1])
+
+    async def listen_unix(self, path: str) -> None:
+        """Listen on the unix socket ``path`` (a stale socket file there is replaced)."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_unix_server(self._new_connection, path, backlog=1024)
+        self._listeners.append(listener)
+        self._unix_paths.append(path)
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise RuntimeError("server is closed")
+
+    def _new_connection(self) -> ServerConnection:
+        return ServerConnection(self)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def in_flight(self) -> int:
+        """Requests handed to the handler and not answered yet, over all connections."""
+        return self._in_flight
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    @property
+    def connections(self) -> list[ServerConnection]:
+        return list(self._connections)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def _connection_made(self, conn: ServerConnection) -> None:
+        self._connections.add(conn)
+
+    def _connection_lost(self, conn: ServerConnection, unanswered: int) -> None:
+        self._connections.discard(conn)
+        if unanswered:
+            self._in_flight -= unanswered
+            if self._drain_waiter is not None and self._in_flight == 0:
+                self._wake_drain()
+        if not self._connections and self._gone_waiter is not None:
+            _set_done(self._gone_waiter)
+
+    def _wake_drain(self) -> None:
+        if self._drain_waiter is not None:
+            _set_done(self._drain_waiter)
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def close(self, deadline: float = 5.0) -> None:
+        """Stop accepting, let in-flight requests finish (up to ``deadline`` seconds), then
+        close every connection. Requests that arrive on open connections meanwhile are still
+        served. Safe to call more than once."""
+        if self._closed is not None:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self._closed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        clock = self.clock
+        end = clock.time() + deadline
+        for listener in self._listeners:
+            listener.close()
+        _unlink_sockets(self._unix_paths)
+        await asyncio.sleep(0)  # serve what was already read by the loop
+        while self._in_flight > 0 and clock.time() < end:
+            await self._wait(loop, "_drain_waiter", end)
+        for conn in list(self._connections):
+            conn.close()
+        if self._connections:
+            await self._wait(loop, "_gone_waiter", end)
+            for conn in list(self._connections):
+                conn.abort()
+            while self._connections:  # aborts complete on the next loop iterations
+                await asyncio.sleep(0)
+        for listener in self._listeners:
+            await listener.wait_closed()
+        self._listeners.clear()
+        self._closed.set()
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop, attr: str, end: float) -> None:
+        remaining = end - self.clock.time()
+        if remaining <= 0:
+            return
+        waiter: asyncio.Future[None] = loop.create_future()
+        setattr(self, attr, waiter)
+        timer = self.clock.call_later(remaining, _set_done, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            setattr(self, attr, None)
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _unlink_sockets(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.unlink(path)
+        except OSError:
+            pass

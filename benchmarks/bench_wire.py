@@ -9,15 +9,15 @@ Cases (a typical request: 5 metadata keys, a 100-byte simple body holding one st
 * ``decoder``: ``FrameDecoder.feed`` only;
 * ``forward``: ``forward`` only, on an already decoded frame.
 
-Usage: ``python benchmarks/bench_wire.py [--seconds S] [--rounds N]``; each case runs for ``S``
-seconds split into ``N`` rounds and the best round is printed.
+Usage: ``python benchmarks/bench_wire.py [--seconds S] [--rounds N]``: each case runs for ``S``
+seconds in all, split into ``N`` rounds that alternate between the cases; the best round of each
+case is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from collections.abc import Callable
 
@@ -115,28 +115,31 @@ CASES: list[tuple[str, Callable[[], Callable[[], int]]]] = [
 ]
 
 
-def measure(op: Callable[[], int], seconds: float, rounds: int = 5) -> float:
-    """Best frames-per-second of ``op`` over ``rounds`` rounds sharing ``seconds``.
+def measure(
+    ops: list[Callable[[], int]], seconds: float, rounds: int, inner: int = 200
+) -> list[float]:
+    """Best frames-per-second of each op over ``rounds`` rounds of ``seconds / rounds``.
 
-    The best round is reported (as ``timeit`` does): other processes on the machine only ever
-    slow a round down.
+    The cases take turns round by round, so a busy machine slows them alike, and the best round
+    of each is reported (as ``timeit`` does): other processes only ever slow a round down.
     """
-    for _ in range(1000):
-        op()
-    inner = 200
+    for op in ops:
+        for _ in range(1000):
+            op()
     clock = time.perf_counter
-    best = 0.0
+    best = [0.0] * len(ops)
     for _ in range(rounds):
-        frames = 0
-        start = clock()
-        deadline = start + seconds / rounds
-        while True:
-            for _ in range(inner):
-                frames += op()
-            now = clock()
-            if now >= deadline:
-                break
-        best = max(best, frames / (now - start))
+        for i, op in enumerate(ops):
+            frames = 0
+            start = clock()
+            deadline = start + seconds / rounds
+            while True:
+                for _ in range(inner):
+                    frames += op()
+                now = clock()
+                if now >= deadline:
+                    break
+            best[i] = max(best[i], frames / (now - start))
     return best
 
 
@@ -150,16 +153,15 @@ def check() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="time per case")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per case; the best is shown")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per case")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds per case; the best is shown")
     args = parser.parse_args(argv)
     check()
     print(f"python {platform.python_version()} on {platform.machine()}, frame {len(RAW)} bytes")
     print(f"{'case':<26} {'frames/s':>12} {'us/frame':>10}")
-    for name, make in CASES:
-        rate = measure(make(), args.seconds, args.rounds)
+    rates = measure([make() for _, make in CASES], args.seconds, args.rounds)
+    for (name, _), rate in zip(CASES, rates, strict=True):
         print(f"{name:<26} {rate:>12,.0f} {1e6 / rate:>10.2f}")
-        sys.stdout.flush()
     return 0
 
 

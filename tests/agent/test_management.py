@@ -98,7 +98,8 @@ def write_config(tmp_path: Path, direct_port: int, *, with_service: bool = False
 def loopback_config(path: Path, **agent_changes: Any) -> Config:
     """The config with every port 0 (the file format only accepts real ports)."""
     config = load_config(path)
-    agent = dataclasses.replace(config.agent, port=0, eport=0, mport=0, **agent_changes)
+    changes: dict[str, Any] = {"port": 0, "eport": 0, "mport": 0, **agent_changes}
+    agent = dataclasses.replace(config.agent, **changes)
     services = {sid: [u.copy(port=0) for u in urls] for sid, urls in config.services.items()}
     return dataclasses.replace(config, agent=agent, services=services)
 
@@ -122,9 +123,7 @@ async def make_agent() -> AsyncIterator[AgentFactory]:
 
 
 @pytest.fixture
-async def agent(
-    tmp_path: Path, direct_app: ServiceServer, make_agent: AgentFactory
-) -> Agent:
+async def agent(tmp_path: Path, direct_app: ServiceServer, make_agent: AgentFactory) -> Agent:
     return await make_agent(loopback_config(write_config(tmp_path, _port(direct_app))))
 
 
@@ -216,8 +215,12 @@ async def test_status_json_lists_exported_services(
     assert status == 200
     assert doc["status"] == "unregister-success"
     assert [(r["group"], r["service"], r["status"]) for r in doc["registryStatus"]] == [
-        (DEMO_GROUP, DEMO_SERVICE, "register-success")
+        (DEMO_GROUP, DEMO_SERVICE, "not-register")
     ]
+    assert await fetch(http, agent, "/200") == (200, "ok.")
+    status, doc = await fetch_json(http, agent, "/registry/status")
+    assert doc["status"] == "register-success"
+    assert [r["status"] for r in doc["registryStatus"]] == ["register-success"]
     status, doc = await fetch_json(http, agent, "/getAllService")
     assert status == 200
     assert doc["dynamic_services"] == []
@@ -285,7 +288,7 @@ async def test_runtime_info(agent: Agent, http: aiohttp.ClientSession) -> None:
     assert doc["instanceType"] == "motan-agent"
     assert doc["clusters"]["demo-refer"]["url"] == agent.clusters["demo-refer"].refer.to_ext_info()
     assert agent.client_address is not None
-    assert doc["servers"]["agentServer"]["address"] == "127.0.0.1:%d" % agent.client_address[1]
+    assert doc["servers"]["agentServer"]["address"] == f"127.0.0.1:{agent.client_address[1]}"
     basic = doc["basic"]
     assert basic["version"] == VERSION
     assert basic["pid"] > 0
@@ -295,9 +298,7 @@ async def test_runtime_info(agent: Agent, http: aiohttp.ClientSession) -> None:
     status, doc = await fetch_json(http, agent, "/runtime/info?keys=basic,nonsense")
     assert status == 200
     assert set(doc) == {"result", "instanceType", "basic"}
-    status, doc = await fetch_json(
-        http, agent, "/runtime/info", "POST", data={"keys": "clusters"}
-    )
+    status, doc = await fetch_json(http, agent, "/runtime/info", "POST", data={"keys": "clusters"})
     assert set(doc) == {"result", "instanceType", "clusters"}
 
 
@@ -449,8 +450,11 @@ async def test_register_errors(
     assert status == 400
     assert doc["code"] == 400
     assert "query string" in doc["message"]
-    status, doc = await fetch_json(http, agent, "/registry/subscribe?", "POST", json={})
-    assert status == 400
+    body = app_url_json(demo_app, host="", port=0)
+    status, doc = await fetch_json(http, agent, "/registry/subscribe?token=t", "POST", json=body)
+    assert (status, doc["code"]) == (400, 400)
+    assert "query string" in doc["message"]
+    assert len(agent.clusters) == 1
 
     assert await post("/registry/register", app_url_json(demo_app, registry="zookeeper://x:1")) == (
         400,
@@ -655,6 +659,7 @@ def test_url_json_round_trip() -> None:
     assert url_from_json({"path": "svc", "parameters": {"group": "pg", "n": 3, "b": True}}) == URL(
         "motan2", "", 0, "svc", "pg", {"n": "3", "b": "true"}
     )
+    bad: Any
     for bad in (None, [], {"port": -1}, {"port": True}, {"parameters": []}, {"path": 1}):
         with pytest.raises(ValueError):
             url_from_json(bad)

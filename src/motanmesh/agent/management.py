@@ -111,7 +111,7 @@ _FORM_TYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class BadRequest(Exception):
+class BadRequestError(Exception):
     """A management request that cannot be served as sent (answered with 400)."""
 
 
@@ -183,7 +183,9 @@ def url_from_json(obj: Any) -> URL:
         port = 0
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"'port' must be an integer in 0..65535, got {port!r}")
-    raw_params = obj.get("parameters") or {}
+    raw_params = obj.get("parameters")
+    if raw_params is None:
+        raw_params = {}
     if not isinstance(raw_params, dict):
         raise ValueError("'parameters' must be a JSON object")
     params: dict[str, str] = {}
@@ -341,8 +343,11 @@ class ManagementServer:
             await runner.cleanup()
             raise
         self._runner = runner
-        log.info("management API on %s (token %s)", self.address,
-                 "required" if self.token_required else "not required")
+        log.info(
+            "management API on %s (token %s)",
+            self.address,
+            "required" if self.token_required else "not required",
+        )
         return self.address
 
     def _bind(self, host: str) -> socket.socket:
@@ -388,8 +393,13 @@ class ManagementServer:
             except Exception as e:
                 log.exception("management %s failed", path)
                 response = _text(f"internal error: {e}", 500)
-        log.info("management %s %s from %s: %d", request.method, request.path_qs,
-                 request.remote or "unix", response.status)
+        log.info(
+            "management %s %s from %s: %d",
+            request.method,
+            request.path_qs,
+            request.remote or "unix",
+            response.status,
+        )
         return response
 
     def _permitted(self, request: web.Request) -> bool:
@@ -398,7 +408,7 @@ class ManagementServer:
 
     @staticmethod
     async def _param(request: web.Request, name: str) -> str:
-        if request.can_read_body and request.content_type in _FORM_TYPES:
+        if request.content_type in _FORM_TYPES:
             form = await request.post()
             value = form.get(name)
             if isinstance(value, str):
@@ -570,17 +580,20 @@ class ManagementServer:
         apply: Callable[[URL], Awaitable[None]],
     ) -> web.StreamResponse:
         if request.raw_path not in _EXACT_URI_PATHS:
-            return _reply(400, f"unexpected query string in {request.raw_path!r}; send the "
-                               "service URL as the JSON body and the token as a header")
+            return _reply(
+                400,
+                f"unexpected query string in {request.raw_path!r}; send the "
+                "service URL as the JSON body and the token as a header",
+            )
         try:
             urls = [prepare(u) for u in self._read_urls(await request.read())]
-        except BadRequest as e:
+        except BadRequestError as e:
             return _reply(400, str(e))
         async with self._lock:
             for url in urls:
                 try:
                     await apply(url)
-                except BadRequest as e:
+                except BadRequestError as e:
                     return _reply(400, str(e))
                 except Exception as e:
                     log.error("%s %s failed: %s", request.path, url.to_ext_info(), e)
@@ -593,16 +606,16 @@ class ManagementServer:
         try:
             url = url_from_json(json.loads(body or b"null"))
         except ValueError as e:
-            raise BadRequest(f"invalid service URL: {e}") from e
+            raise BadRequestError(f"invalid service URL: {e}") from e
         if not url.path:
-            raise BadRequest("invalid service URL: 'path' is required")
+            raise BadRequestError("invalid service URL: 'path' is required")
         groups = url.group.split(",")
         extra = os.environ.get(ADDITIONAL_GROUP_ENV, "")
         if extra:
             groups.extend(extra.split(","))
         unique = list(dict.fromkeys(g.strip() for g in groups if g.strip()))
         if not unique:
-            raise BadRequest("invalid service URL: 'group' is required")
+            raise BadRequestError("invalid service URL: 'group' is required")
         return [self._with_registry(url.copy(group=g)) for g in unique]
 
     def _with_registry(self, url: URL) -> URL:
@@ -610,7 +623,7 @@ class ManagementServer:
         ``proxyRegistryUrlString`` to a configured registry id; keep only ``af_`` filters."""
         rid = self._find_registry(url)
         if rid is None:
-            raise BadRequest("registry not found")
+            raise BadRequestError("registry not found")
         extra = {"registry": rid}
         agent_filters = [
             f[len(_AGENT_FILTER_PREFIX) :].strip()
@@ -647,7 +660,9 @@ class ManagementServer:
         """The server-agent export of an application's service: provider ``proxy`` = the
         application's own port, exported on ``eport`` on the agent's address."""
         if not url.port:
-            raise BadRequest("invalid service URL: 'port' (the application's port) is required")
+            raise BadRequestError(
+                "invalid service URL: 'port' (the application's port) is required"
+            )
         agent = self.agent
         eport = agent.config.agent.eport
         extra = {"proxy": f"{url.protocol}:{url.port}", "export": f"{url.protocol}:{eport}"}

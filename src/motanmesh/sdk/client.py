@@ -83,8 +83,11 @@ class MotanClient:
     """An async Motan2 client over one multiplexed endpoint.
 
     ``group``, ``version`` and ``application`` (``M_s``) are the defaults of every call;
-    ``timeout`` is the default per-call timeout in seconds. The connection is opened on the
-    first call (or by :meth:`connect` / ``async with``).
+    ``timeout`` is the default per-call timeout in seconds. The connections are opened on
+    the first call (or by :meth:`connect` / ``async with``); while none is up, calls raise
+    :class:`~motanmesh.transport.errors.ConnectError` at once and the endpoint keeps
+    reconnecting in the background (every 5 s at most). Exception responses never mark the
+    address down (as the Go mesh client: no error-count threshold).
     """
 
     def __init__(

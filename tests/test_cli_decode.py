@@ -172,7 +172,8 @@ def test_breeze_values_are_readable() -> None:
 @pytest.mark.parametrize(
     ("stdin", "message"),
     [
-        ("f1f1zz", "not hex: 'z'"),
+        ("f1f1zz", "not hex: 'z' at digit 5"),
+        ("\xf1\xf1", "not hex: '\ufffd' at digit 1 (raw bytes need --file)"),
         ("f1f10", "odd number of hex digits"),
         ("", "no input"),
         (HELLO["hex"][:60], "frame 1 at byte 0: incomplete"),
@@ -183,7 +184,7 @@ def test_breeze_values_are_readable() -> None:
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(stdin: str, message: str) -> None:
-    done = decode(stdin=stdin.encode())
+    done = decode(stdin=stdin.encode("latin-1"))
     assert done.returncode == 2
     assert done.stderr.startswith("motanmesh decode: ")
     assert message in done.stderr

@@ -101,7 +101,7 @@ class URL:
         """Parse ``protocol://host:port/path?query``; raise ``ValueError`` for garbage."""
         if not isinstance(text, str):
             raise ValueError(f"motan URL must be a string, got {type(text).__name__}")
-        s = text.strip()
+        s = text.strip(" \t\r\n\f\v")
         scheme, sep, rest = s.partition("://")
         if not sep:
             raise ValueError(f"invalid motan URL {text!r}: missing '://'")

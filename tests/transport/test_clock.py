@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from motanmesh.transport.clock import FakeClock, LoopClock
+from motanmesh.transport.clock import DeadlineBuckets, FakeClock, LoopClock
 
 
 def test_fake_clock_runs_due_callbacks_in_deadline_order() -> None:
@@ -72,3 +72,47 @@ async def test_loop_clock_uses_the_running_loop() -> None:
     clock.call_later(0, cancelled.append, 1).cancel()
     await asyncio.sleep(0.01)
     assert cancelled == []
+
+
+def test_deadline_buckets_expire_items_at_most_one_slot_late() -> None:
+    clock = FakeClock()
+    expired: list[list[str]] = []
+    buckets: DeadlineBuckets[str] = DeadlineBuckets(clock, 0.01, expired.append)
+    buckets.add(0.05, "a")
+    buckets.add(0.0525, "b")
+    buckets.add(0.2, "c")
+    assert len(buckets) == 3
+    assert clock.pending == 2  # one timer per slot, not per item
+    clock.advance(0.049)
+    assert expired == []
+    clock.advance(0.011)
+    assert expired == [["a", "b"]]
+    clock.advance(0.1395)
+    assert expired == [["a", "b"]]
+    clock.advance(0.011)
+    assert expired == [["a", "b"], ["c"]]
+    assert len(buckets) == 0
+
+
+def test_deadline_buckets_clear() -> None:
+    clock = FakeClock()
+    expired: list[list[int]] = []
+    buckets: DeadlineBuckets[int] = DeadlineBuckets(clock, 0.005, expired.append)
+    for i in range(10):
+        buckets.add(i * 0.1, i)
+    buckets.clear()
+    assert clock.pending == 0 and len(buckets) == 0
+    clock.advance(5)
+    assert expired == []
+
+
+async def test_deadline_buckets_on_the_loop() -> None:
+    clock = LoopClock()
+    expired: list[list[int]] = []
+    buckets: DeadlineBuckets[int] = DeadlineBuckets(clock, 0.001, expired.append)
+    buckets.bind(clock)
+    buckets.add(0, 1)
+    buckets.add(0.002, 2)
+    while len(buckets):
+        await asyncio.sleep(0.001)
+    assert [i for batch in expired for i in batch] == [1, 2]

@@ -238,6 +238,8 @@ async def test_reconnects_after_the_server_comes_back() -> None:
     )
     await ep.connect()
     assert (await ep.call(req(1))).request_id == 1
+    clock.advance(1.0 + 0.01)  # past the request's deadline: no timers left
+    assert clock.pending == 0
     await server.close()
     await until(lambda: ep.connected == 0, "all connections lost")
     assert not ep.available
@@ -246,11 +248,14 @@ async def test_reconnects_after_the_server_comes_back() -> None:
     # the immediate reconnect fails; retries are scheduled with a backoff
     await until(lambda: clock.pending == 3, "retries scheduled")
     first = clock.next_deadline()
-    assert first is not None and 0 < first - clock.time() <= 5.0
-    clock.advance(first - clock.time())
+    assert first is not None
+    first_delay = first - clock.time()
+    assert 0 < first_delay <= 5.0
+    clock.advance(first_delay)
     await until(lambda: clock.pending == 3, "retries rescheduled")
     second = clock.next_deadline()
-    assert second is not None and second - clock.time() > first  # the delay grew
+    assert second is not None
+    assert second - clock.time() > first_delay  # the delay grew
     server = MotanServer(echo)
     await server.listen_tcp(host, port)
     clock.advance(5.0)
@@ -278,6 +283,38 @@ async def test_connect_to_nothing_retries_in_background() -> None:
     assert (await ep.call(req(2))).request_id == 2
     await ep.close()
     await server.close()
+
+
+async def test_a_server_that_drops_every_connection_is_not_hammered() -> None:
+    accepted = 0
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+
+    listener = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    clock = FakeClock()
+    ep = Endpoint(f"127.0.0.1:{port}", connections=1, clock=clock)
+    await ep.connect()
+    await until(lambda: ep.connected == 0 and clock.pending == 1, "dropped, retry scheduled")
+    assert accepted == 1
+    for attempts, delay in enumerate((0.1, 0.2, 0.4), start=1):
+        deadline = clock.next_deadline()
+        assert deadline is not None
+        assert deadline - clock.time() == pytest.approx(delay)
+        await asyncio.sleep(0.02)
+        assert accepted == attempts  # no new attempt before the backoff timer
+        clock.advance(delay)
+        await until(lambda: ep.connected == 0 and clock.pending == 1, "dropped again")
+    assert accepted == 4
+    await ep.connect()  # an explicit connect tries at once
+    await until(lambda: accepted == 5 and clock.pending == 1)
+    await ep.close()
+    assert clock.pending == 0
+    listener.close()
+    await listener.wait_closed()
 
 
 async def test_bad_bytes_from_the_server_fail_the_connection() -> None:
@@ -367,7 +404,7 @@ async def test_timeouts_count_as_errors_and_heartbeats_still_get_through(
     ep = Endpoint(address, connections=1, error_count_threshold=2, clock=clock)
     await ep.connect()
     first, second = ep.request(req(1)), ep.request(req(2))
-    clock.advance(1.0)
+    clock.advance(1.0 + 0.01)
     assert isinstance(first.exception(), RequestTimeout)
     assert isinstance(second.exception(), RequestTimeout)
     assert not ep.available
@@ -397,6 +434,7 @@ async def test_provider_not_exist_enters_profile_mode(flaky: tuple[MotanServer, 
     await ep.call(req(1, M_m="missing"))
     await ep.call(req(2, M_m="missing"))
     assert ep.profile and not ep.available
+    clock.advance(1.0 + 0.01)  # past the requests' deadlines
     assert clock.pending == 0  # no keepalive heartbeats in profile mode
     clock.advance(60)
     await asyncio.sleep(0.01)

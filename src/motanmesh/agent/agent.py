@@ -15,12 +15,13 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 from motanmesh import __version__
 from motanmesh.agent.dispatcher import Provider, ServerDispatcher
-from motanmesh.agent.providers import create_provider
+from motanmesh.agent.providers import create_provider, register_provider
 from motanmesh.agent.router import ClientRouter
 from motanmesh.cluster.cluster import Cluster
 from motanmesh.config.errors import ConfigError
@@ -182,6 +183,9 @@ class Agent:
         self.router.set_clusters(self.clusters.values())
 
     async def _start_services(self) -> None:
+        from motanmesh.agent.http_provider import HttpProvider  # noqa: PLC0415
+
+        register_provider("http", partial(HttpProvider, http_service=self.config.http_service))
         for sid, urls in self.config.services.items():
             for url in urls:
                 await self.export_service(url, what=f"motan-service.{sid}")

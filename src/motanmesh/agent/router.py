@@ -114,4 +114,6 @@ def _answer(request: Frame, respond: Responder, fut: asyncio.Future[Frame]) -> N
         return
     exc = fut.exception()
     response = fut.result() if exc is None else call_error_response(request, exc)
-    respond(forward(response, request.request_id, set_flags=FLAG_PROXY))
+    origin = response.origin
+    changes = {_X_FORWARDED_FOR: origin} if origin else None
+    respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))

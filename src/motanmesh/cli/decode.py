@@ -129,8 +129,9 @@ def read_input(hex_args: list[str], path: str | None) -> bytes:
                 return fh.read()
         except OSError as e:
             raise InputError(f"cannot read {path}: {e.strerror or e}") from e
-    text = " ".join(hex_args) if hex_args else sys.stdin.read()
-    return parse_hex(text)
+    if hex_args:
+        return parse_hex(" ".join(hex_args))
+    return parse_hex(sys.stdin.buffer.read().decode("ascii", "replace"))
 
 
 def parse_hex(text: str) -> bytes:
@@ -139,7 +140,7 @@ def parse_hex(text: str) -> bytes:
         raise InputError("no input: give HEX, pipe hex on stdin, or use --file")
     for i, c in enumerate(digits):
         if c not in "0123456789abcdefABCDEF":
-            raise InputError(f"input is not hex: {c!r} at digit {i + 1}")
+            raise InputError(f"input is not hex: {c!r} at digit {i + 1} (raw bytes need --file)")
     if len(digits) % 2:
         raise InputError(f"input has an odd number of hex digits ({len(digits)})")
     return bytes.fromhex(digits)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -29,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from motanmesh.sdk.client import MotanClient
+from motanmesh.sdk.client import MotanClient, decode_response
 from motanmesh.sdk.errors import MotanRemoteError
 
 SERVICE = "com.weibo.motan.demo.service.MotanDemoService"
@@ -174,8 +173,10 @@ async def drive(mesh: Mesh) -> dict[str, Any]:
     async with MotanClient(f"127.0.0.1:{mesh.client['port']}", application="demo-app") as client:
         say("hello through the mesh:")
         say("  hello('mesh') -> " + repr(await client.call(SERVICE, "hello", "mesh", group=GROUP)))
-        say("  echo(1, 'two', [3]) -> " + repr(await client.call(SERVICE, "echo", 1, "two", [3],
-                                                                 group=GROUP)))
+        say(
+            "  echo(1, 'two', [3]) -> "
+            + repr(await client.call(SERVICE, "echo", 1, "two", [3], group=GROUP))
+        )
         try:
             await client.call(SERVICE, "fail", group=GROUP)
         except MotanRemoteError as e:
@@ -186,20 +187,21 @@ async def drive(mesh: Mesh) -> dict[str, Any]:
             say(f"  NoSuchService.hello -> errcode={e.errcode}: {e.errmsg}")
 
         calls = 200
-        ok = await burst(client, calls)
+        ok, served = await burst(client, calls)
         results["balanced_ok"] = ok
+        results["balanced"] = served
         say(f"\n{calls} calls while both instances are up: {ok} succeeded")
-        for name, ports in mesh.instances.items():
-            _code, body = mesh.management(ports["mport"], "/status")
-            say(f"  server agent {name}: {summarise_status(body)}")
+        say("  served by: " + describe(served, mesh))
 
         a = mesh.instances["a"]
         code, body = mesh.management(a["mport"], "/503")
         say(f"\n/503 on server agent a -> {code} {body.strip()}")
         await asyncio.sleep(1.5)  # the registry change reaches the client agent within 1 s
-        ok = await burst(client, calls)
+        ok, served = await burst(client, calls)
         results["after_503_ok"] = ok
-        say(f"{calls} calls after /503 on a: {ok} succeeded (served by b only)")
+        results["after_503"] = served
+        say(f"{calls} calls after /503 on a: {ok} succeeded")
+        say("  served by: " + describe(served, mesh))
         code, body = mesh.management(a["mport"], "/200")
         say(f"/200 on server agent a -> {code} {body.strip()}")
     _code, body = mesh.management(mesh.client["mport"], "/getReferService")
@@ -207,21 +209,32 @@ async def drive(mesh: Mesh) -> dict[str, Any]:
     return results
 
 
-def summarise_status(body: str) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.strip()[:200]
-    inner = data.get("body", data)
-    return f"status {inner.get('status', '?')}, services {len(inner.get('services', []))}"
+def describe(served: Counter[str], mesh: Mesh) -> str:
+    names = {f"127.0.0.1:{p['export']}": f"server agent {n}" for n, p in mesh.instances.items()}
+    return ", ".join(f"{names.get(addr, addr)} {count}" for addr, count in sorted(served.items()))
 
 
-async def burst(client: MotanClient, calls: int) -> int:
-    replies = await asyncio.gather(
-        *(client.call(SERVICE, "hello", f"n{i}", group=GROUP) for i in range(calls)),
-        return_exceptions=True,
-    )
-    return Counter(isinstance(r, str) for r in replies)[True]
+async def burst(client: MotanClient, calls: int) -> tuple[int, Counter[str]]:
+    """Send ``calls`` hello calls at once; return how many succeeded and, per server agent
+    (the ``x-forwarded-for`` the client agent puts on each response), how many it served."""
+
+    async def one(i: int) -> tuple[bool, str]:
+        frame = client.request(SERVICE, "hello", [f"n{i}"], group=GROUP)
+        response = await client.call_frame(frame)
+        try:
+            ok = decode_response(response) == f"hello n{i}"
+        except MotanRemoteError:
+            ok = False
+        return ok, response.metadata.get("x-forwarded-for", "?")
+
+    replies = await asyncio.gather(*(one(i) for i in range(calls)), return_exceptions=True)
+    served: Counter[str] = Counter()
+    ok = 0
+    for r in replies:
+        if isinstance(r, tuple):
+            ok += r[0]
+            served[r[1]] += 1
+    return ok, served
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         mesh.start()
         for name, ports in mesh.instances.items():
             code, _ = mesh.management(ports["mport"], "/200")
-            say(f"server agent {name}: export 127.0.0.1:{ports['export']} -> demo service "
-                f"127.0.0.1:{ports['service']}; /200 -> {code}")
+            say(
+                f"server agent {name}: export 127.0.0.1:{ports['export']} -> demo service "
+                f"127.0.0.1:{ports['service']}; /200 -> {code}"
+            )
         say(f"client agent: 127.0.0.1:{mesh.client['port']}\n")
         time.sleep(1.5)
         mesh.check_alive()
@@ -254,7 +269,13 @@ def main(argv: list[str] | None = None) -> int:
                 workdir.rmdir()
     codes = [proc.returncode for _n, proc in mesh.procs]
     say(f"exit codes: {codes}")
-    good = results["balanced_ok"] == 200 and results["after_503_ok"] == 200
+    a_export = f"127.0.0.1:{mesh.instances['a']['export']}"
+    good = (
+        results["balanced_ok"] == 200
+        and results["after_503_ok"] == 200
+        and len(results["balanced"]) == 2
+        and a_export not in results["after_503"]
+    )
     say("demo " + ("succeeded" if good else "FAILED"))
     return 0 if good else 1
 

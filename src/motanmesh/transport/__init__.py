@@ -4,7 +4,7 @@ Knows frames, not services: request-id matching, timeouts, heartbeats, reconnect
 backpressure and graceful close. Time goes through an injectable :class:`Clock`.
 """
 
-from motanmesh.transport.clock import Clock, FakeClock, LoopClock, TimerHandle
+from motanmesh.transport.clock import Clock, DeadlineBuckets, FakeClock, LoopClock, TimerHandle
 from motanmesh.transport.endpoint import Endpoint, parse_address
 from motanmesh.transport.errors import (
     ConnectError,
@@ -21,6 +21,7 @@ __all__ = [
     "Clock",
     "ConnectError",
     "ConnectionLost",
+    "DeadlineBuckets",
     "Endpoint",
     "EndpointUnavailable",
     "FakeClock",

@@ -132,11 +132,11 @@ class _Connection(asyncio.Protocol):
             error = e
         pending = self.pending
         endpoint = self._endpoint
+        origin = endpoint.address
         self.seen = True
         for frame in frames:
-            if frame.__class__ is not Frame:
+            if type(frame) is not Frame:
                 continue  # a Motan v1 answer: nothing here sends v1 requests
-            assert isinstance(frame, Frame)
             entry = pending.pop(frame.request_id, None)
             if entry is None:
                 continue  # answered after its timeout
@@ -147,6 +147,7 @@ class _Connection(asyncio.Protocol):
             if fut.done():
                 continue  # the caller gave up (cancelled)
             frame.request_id = rid
+            frame.origin = origin
             if frame.status:
                 endpoint._exception_response(frame)
             elif endpoint.error_count:
@@ -223,6 +224,7 @@ class Endpoint:
         self._next_id = 0
         self._failures = [0] * connections
         self._retry_timers: dict[int, TimerHandle] = {}
+        self._connecting: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._keepalive_timer: TimerHandle | None = None
         self._last_connect_error: BaseException | None = None
@@ -267,7 +269,9 @@ class Endpoint:
         if self._loop is None:
             self._bind_loop()
         missing = set(range(self.connections)) - {c.slot for c in self._live}
-        missing -= set(self._retry_timers)
+        missing -= self._connecting
+        for slot in missing & self._retry_timers.keys():  # try those now rather than later
+            self._retry_timers.pop(slot).cancel()
         await asyncio.gather(*(self._connect_slot(slot) for slot in sorted(missing)))
 
     async def _open(self, slot: int) -> _Connection:
@@ -285,6 +289,9 @@ class Endpoint:
         return conn
 
     async def _connect_slot(self, slot: int) -> None:
+        if slot in self._connecting:
+            return
+        self._connecting.add(slot)
         try:
             conn = await self._open(slot)
         except (OSError, TimeoutError) as e:
@@ -294,6 +301,8 @@ class Endpoint:
                 _log.info("connect to %s failed (%s); retry in %.2fs", self.address, e, delay)
                 self._retry_timers[slot] = self.clock.call_later(delay, self._retry, slot)
             return
+        finally:
+            self._connecting.discard(slot)
         if self._closed:
             assert conn.transport is not None
             conn.transport.close()

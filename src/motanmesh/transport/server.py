@@ -155,7 +155,9 @@ class ServerConnection(asyncio.Protocol):
             self._on_wire_error(error)
 
     def eof_received(self) -> bool:
-        return False  # close our side too; answers still pending are dropped
+        # a client that closes (or half-closes) is gone, as for motan-go: answers still
+        # pending are dropped
+        return False
 
     def pause_writing(self) -> None:
         transport = self._transport
@@ -189,8 +191,7 @@ class ServerConnection(asyncio.Protocol):
         close_after = False
         try:
             for frame in frames:
-                if frame.__class__ is Frame:
-                    assert isinstance(frame, Frame)
+                if type(frame) is Frame:
                     flags = frame.flags
                     if flags & FLAG_HEARTBEAT:
                         if not server.heartbeat_enabled:
@@ -214,11 +215,9 @@ class ServerConnection(asyncio.Protocol):
                                 ).encode()
                             )
                     # a response sent to a server answers nothing: dropped
-                else:
-                    assert isinstance(frame, V1Frame)
-                    if not self._serve_v1(frame, batch):
-                        close_after = True
-                        break
+                elif type(frame) is V1Frame and not self._serve_v1(frame, batch):
+                    close_after = True  # a v1 heartbeat with heartbeats switched off
+                    break
         finally:
             self._batch = None
             transport = self._transport

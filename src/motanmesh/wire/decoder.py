@@ -33,12 +33,13 @@ from motanmesh.wire.v1 import V1_HEADER_SIZE, V1Frame, parse_v1_frame
 _U32: Final = struct.Struct(">I")
 _U64: Final = struct.Struct(">Q")
 _HEAD_SIZE: Final = HEAD.size  # 17: fixed header + metadata length
+_META_CACHE_SIZE: Final = 64
 
 
 class FrameDecoder:
     """Splits a byte stream into :class:`Frame` (Motan2) and :class:`V1Frame` objects."""
 
-    __slots__ = ("_broken", "_buf", "max_content_length", "strict_metadata")
+    __slots__ = ("_broken", "_buf", "_meta_cache", "max_content_length", "strict_metadata")
 
     def __init__(
         self,
@@ -50,6 +51,9 @@ class FrameDecoder:
         self.strict_metadata = strict_metadata
         self._buf = bytearray()
         self._broken: WireError | None = None
+        #: decoded metadata by its raw bytes: a connection tends to repeat the same metadata
+        #: (same service, method, group), so most frames skip the split and pairing
+        self._meta_cache: dict[bytes, dict[str, str]] = {}
 
     @property
     def buffered(self) -> int:
@@ -89,6 +93,7 @@ class FrameDecoder:
         pos = 0
         limit = self.max_content_length
         strict = self.strict_metadata
+        cache = self._meta_cache
         while True:
             avail = n - pos
             if avail < 4:
@@ -117,12 +122,19 @@ class FrameDecoder:
                     return pos
                 if mlen:
                     raw_meta = bytes(buf[pos + 17 : blen_at])
-                    fields = raw_meta.decode("utf-8", "surrogateescape").split("\n")
-                    if len(fields) & 1 or "" in fields[::2]:
-                        meta = decode_metadata(raw_meta, strict=strict)
+                    cached = cache.get(raw_meta)
+                    if cached is not None:
+                        meta = cached.copy()
                     else:
-                        it = iter(fields)
-                        meta = dict(zip(it, it))  # noqa: B905 - even length checked above
+                        fields = raw_meta.decode("utf-8", "surrogateescape").split("\n")
+                        keys = fields[::2]
+                        if len(fields) & 1 or "" in keys:
+                            meta = decode_metadata(raw_meta, strict=strict)
+                        else:
+                            meta = dict(zip(keys, fields[1::2]))  # noqa: B905 - even length
+                        if len(cache) >= _META_CACHE_SIZE:
+                            cache.clear()
+                        cache[raw_meta] = meta.copy()
                 else:
                     raw_meta = b""
                     meta = {}

@@ -87,6 +87,8 @@ class Frame:
     #: the metadata bytes as they arrived (``b""`` for frames built locally); used by
     #: :func:`motanmesh.wire.passthrough.forward` to avoid re-encoding unchanged metadata
     raw_metadata: bytes = b""
+    #: where a received frame came from (set by the transport; not part of the wire format)
+    origin: str = ""
 
     @property
     def is_response(self) -> bool:

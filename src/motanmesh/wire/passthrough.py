@@ -39,25 +39,27 @@ def forward(
         meta = encode_metadata(merged)
     elif changes:
         current = frame.metadata
-        appended: dict[str, str] = {}
+        added: list[str] = []
         replaced = False
         for k, v in changes.items():
             old = current.get(k)
             if old is None:
-                appended[k] = v
+                if k and v and "\n" not in k and "\n" not in v:
+                    added.append(k)
+                    added.append(v)
             elif old != v:
                 replaced = True
                 break
-        if replaced or (appended and raw and not raw.count(b"\n") & 1):
+        if replaced or (added and raw and not raw.count(b"\n") & 1):
             # A value changes, or the bytes as they arrived are not clean pairs (a trailing LF
             # after the last value, an unpaired key dropped by lenient decoding): appending
             # would shift the pairing, so encode the merged metadata.
             merged = dict(current)
             merged.update(changes)
             meta = encode_metadata(merged)
-        elif appended:
-            extra = encode_metadata(appended)
-            meta = raw + b"\n" + extra if raw and extra else (raw or extra)
+        elif added:
+            extra = "\n".join(added).encode("utf-8", "surrogateescape")
+            meta = raw + b"\n" + extra if raw else extra
         else:
             meta = raw
     else:

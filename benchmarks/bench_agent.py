@@ -78,9 +78,26 @@ motan-refer:
 
 def load(tools: Path, addr: str, conc: int, seconds: float) -> dict[str, Any]:
     out = subprocess.run(
-        [str(tools / "motanload"), "-addr", addr, "-c", str(conc), "-d", f"{seconds}s",
-         "-size", "16", "-path", SERVICE, "-method", "hello", "-group", GROUP],
-        capture_output=True, text=True, check=True,
+        [
+            str(tools / "motanload"),
+            "-addr",
+            addr,
+            "-c",
+            str(conc),
+            "-d",
+            f"{seconds}s",
+            "-size",
+            "16",
+            "-path",
+            SERVICE,
+            "-method",
+            "hello",
+            "-group",
+            GROUP,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
@@ -121,8 +138,10 @@ def main() -> int:
             "mesh": f"127.0.0.1:{ports['c_port']}",
         }
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.seconds:g} s/point")
-        print(f"{'path':8s} {'c':>3s} {'rps':>9s} {'ratio':>6s} {'p50 ms':>7s} {'p99 ms':>7s} "
-              f"{'errors':>6s}")
+        print(
+            f"{'path':8s} {'c':>3s} {'rps':>9s} {'ratio':>6s} {'p50 ms':>7s} {'p99 ms':>7s} "
+            f"{'errors':>6s}"
+        )
         for conc in concs:
             base = 0.0
             for name, addr in paths.items():
@@ -131,10 +150,15 @@ def main() -> int:
                     base = r["rps"]
                 ratio = r["rps"] / base if base else 0.0
                 errs = r["errors"] + r["exceptions"]
-                print(f"{name:8s} {conc:3d} {r['rps']:9.0f} {ratio:6.3f} {r['p50_ms']:7.3f} "
-                      f"{r['p99_ms']:7.3f} {errs:6d}", flush=True)
-        print(f"resident memory: server agent {rss_mb(server.pid):.1f} MB, "
-              f"client agent {rss_mb(client.pid):.1f} MB")
+                print(
+                    f"{name:8s} {conc:3d} {r['rps']:9.0f} {ratio:6.3f} {r['p50_ms']:7.3f} "
+                    f"{r['p99_ms']:7.3f} {errs:6d}",
+                    flush=True,
+                )
+        print(
+            f"resident memory: server agent {rss_mb(server.pid):.1f} MB, "
+            f"client agent {rss_mb(client.pid):.1f} MB"
+        )
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)

@@ -370,8 +370,10 @@ def start_instances(
         export = instance_export()
         config = server_agent_config(f"server-{name}", mesh.registry, {"instance": export})
         config["motan-agent"].update(agent_params)
-        agent = mesh.agent(f"server-{name}", config, env={INSTANCE_ENV: name})
+        agent = mesh.agent(f"server-{name}", config, env={INSTANCE_ENV: name}, ready=False)
         instances[name] = Instance(name, agent, f"127.0.0.1:{export_port(export)}")
+    for instance in instances.values():  # started side by side, then waited for
+        instance.agent.wait_output(AGENT_READY)
     if available:
         set_available(*(i.agent for i in instances.values()))
     return instances

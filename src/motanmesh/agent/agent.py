@@ -24,12 +24,14 @@ from motanmesh.agent.dispatcher import Provider, ServerDispatcher
 from motanmesh.agent.providers import create_provider, register_provider
 from motanmesh.agent.router import ClientRouter
 from motanmesh.cluster.cluster import Cluster
+from motanmesh.cluster.commands_live import SwitcherCommands
 from motanmesh.config.errors import ConfigError
 from motanmesh.config.loader import load_config
 from motanmesh.config.model import Config
 from motanmesh.config.overrides import apply_overrides
 from motanmesh.registry.base import Registry
 from motanmesh.registry.factory import create_registry
+from motanmesh.registry.snapshot import IdcGroups, SnapshotStore
 from motanmesh.switcher import SwitcherManager
 from motanmesh.transport.server import MotanServer
 from motanmesh.url import URL
@@ -59,8 +61,15 @@ class Agent:
         self.switchers = SwitcherManager()
         for name, value in config.switchers.items():
             self.switchers.register(name, value)
+        #: switcher commands from the registry, over ``switchers`` (shared by every cluster)
+        self.switcher_commands = SwitcherCommands(self.switchers)
+        #: the agent command (``/motan/agent/<application>/command``) last received
+        self.agent_command: str | None = None
         self.registries: dict[str, Registry] = {}
         self.clusters: dict[str, Cluster] = {}
+        #: discovery snapshots (``snapshot_dir``) and the ``${idc}`` groups chosen
+        self.snapshots = SnapshotStore(a.snapshot_dir) if a.snapshot_dir else None
+        self.idc_groups = IdcGroups(a.idc)
         self.router = ClientRouter(self.application)
         self.client_server: MotanServer | None = None
         self.dispatchers: dict[int, ServerDispatcher] = {}
@@ -110,6 +119,7 @@ class Agent:
     async def _start(self) -> None:
         self.status = self._initial_status()
         await self._start_registries()
+        await self._subscribe_agent_command()
         await self._start_clusters(self.config.refers)
         await self._start_services()
         await self._start_client_port()
@@ -160,7 +170,7 @@ class Agent:
         """The refer as subscribed: ``${idc}`` resolved, this host as the client address."""
         idc = self.config.agent.idc
         if "${idc}" in refer.group and idc:
-            refer = refer.copy(group=refer.group.replace("${idc}", idc))
+            refer = refer.copy(group=self.idc_groups.group(refer.group))
         if not refer.host:
             refer = refer.copy(host=self.local_ip)
         if not refer.application:
@@ -170,8 +180,18 @@ class Agent:
     async def _start_clusters(self, refers: dict[str, URL]) -> None:
         new: dict[str, Cluster] = {}
         for rid, configured in refers.items():
+            registries = self._registries_of(configured, "motan-refer")
+            await self.idc_groups.resolve(configured, registries, self.snapshots)
             refer = self._resolve_refer(configured)
-            new[rid] = Cluster(refer, self._registries_of(refer, "motan-refer"))
+            new[rid] = cluster = Cluster(
+                refer,
+                self._registries_of(refer, "motan-refer"),
+                local_ip=self.local_ip,
+                switchers=self.switcher_commands,
+            )
+            if self.snapshots is not None:
+                cluster.snapshot = self.snapshots.for_refer(refer, cluster.registries)
+            cluster.on_agent_command(self.agent_command)
         timeout = self.config.agent.init_cluster_timeout_ms / 1000
         starts = [asyncio.ensure_future(c.start()) for c in new.values()]
         if starts:
@@ -180,7 +200,25 @@ class Agent:
                 if task.exception() is not None:
                     log.error("refer subscription failed: %s", task.exception())
         self.clusters.update(new)
+        for cluster in new.values():  # a command that came while they started
+            cluster.on_agent_command(self.agent_command)
         self.router.set_clusters(self.clusters.values())
+
+    async def _subscribe_agent_command(self) -> None:
+        """Follow the agent command in the agent registry; every cluster receives it."""
+        rid = self.config.agent.registry
+        registry = self.registries.get(rid) if rid else None
+        if registry is None or not registry.supports_commands or not self.application:
+            return
+        try:
+            await registry.subscribe_agent_command(self.application, self._on_agent_command)
+        except Exception as e:
+            log.error("agent command subscription failed: %s", e)
+
+    def _on_agent_command(self, command: str | None) -> None:
+        self.agent_command = command
+        for cluster in list(self.clusters.values()):
+            cluster.on_agent_command(command)
 
     async def _start_services(self) -> None:
         from motanmesh.agent.http_provider import HttpProvider  # noqa: PLC0415
@@ -370,6 +408,9 @@ class Agent:
         for cluster in list(self.clusters.values()):
             with contextlib.suppress(Exception):
                 await cluster.close()
+        if self.snapshots is not None:
+            with contextlib.suppress(Exception):
+                await self.snapshots.close()
         for url in self.services + self.dynamic_services:
             for rid in url.registry:
                 registry = self.registries.get(rid)

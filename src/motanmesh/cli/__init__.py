@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Final
 
 #: modules under ``motanmesh.cli`` that provide a subcommand, in the order ``--help`` lists them
-SUBCOMMANDS: Final = ("agent", "call", "decode", "demo-service")
+SUBCOMMANDS: Final = ("agent", "call", "ctl", "decode", "demo-service")
 
 RunFunction = Callable[[argparse.Namespace], int]
 

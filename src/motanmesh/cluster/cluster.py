@@ -1,5 +1,5 @@
-"""A refer's live view: provider endpoints that follow the registries, an HA strategy and a
-load balancer in front of them.
+"""A refer's live view: provider endpoints that follow the registries and the commands, an HA
+strategy and a load balancer in front of them.
 """
 
 from __future__ import annotations
@@ -7,13 +7,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any, Final
 
+from motanmesh.cluster.command import ReferCommands
+from motanmesh.cluster.commands_live import GroupSubscriptions, SwitcherCommands
 from motanmesh.cluster.errors import error_response
 from motanmesh.cluster.group_weights import GroupWeightedLoadBalancer
 from motanmesh.cluster.ha import FailoverHa, HaStrategy, create_ha
-from motanmesh.registry.base import Registry
+from motanmesh.cluster.patterns import PatternMode
+from motanmesh.registry.base import CommandListener, NotifyListener, Registry
+from motanmesh.registry.snapshot import SNAPSHOT_SOURCE, ReferSnapshot
 from motanmesh.transport.endpoint import Endpoint
 from motanmesh.url import URL
 from motanmesh.wire.frame import ERRTYPE_SERVICE, M_GROUP, Frame
@@ -81,7 +86,22 @@ EndpointFactory = Callable[[URL, URL], Endpoint]
 
 
 class Cluster:
-    """One refer: subscribes its registries, keeps endpoints, and serves calls."""
+    """One refer: follows its registries and commands, keeps endpoints, and serves calls.
+
+    Providers come from the refer's own group in every registry and, when a traffic-control
+    command (or the refer's ``mixGroups``) names other merge groups, from those groups in the
+    registries that support commands. Commands are the service command of the own group (from
+    the first command-capable registry that has one) and the agent command the agent hands in
+    (:meth:`on_agent_command`); a cluster without a command-capable registry ignores both, as
+    the Go agent does.
+
+    Every change recomputes the provider list (merge groups, then route rules against
+    ``local_ip``: :meth:`EffectiveCommand.providers`) and the group weights. Switching loses
+    no call: while the current endpoints serve, a list that brings new endpoints reaches the
+    load balancer only once they have connected (or ``connectTimeout`` passed); endpoints
+    that leave are closed :data:`ENDPOINT_CLOSE_DELAY` later. A degrade command makes every
+    call fail fast; switcher commands go through ``switchers``.
+    """
 
     def __init__(
         self,
@@ -90,6 +110,9 @@ class Cluster:
         *,
         endpoint_factory: EndpointFactory = endpoint_for,
         rng: random.Random | None = None,
+        local_ip: str = "",
+        switchers: SwitcherCommands | None = None,
+        pattern_mode: PatternMode = "auto",
     ) -> None:
         self.refer = refer
         self.registries = list(registries)
@@ -98,22 +121,58 @@ class Cluster:
         self.lb = GroupWeightedLoadBalancer(refer)
         self.ha: HaStrategy = create_ha(refer)
         self.timeout = refer.request_timeout_ms / 1000
+        #: the client address route rules are matched against
+        self.local_ip = local_ip or refer.host
         #: False while a degrade command applies: every call fails fast
         self.available = True
+        self.commands = ReferCommands(refer, pattern_mode=pattern_mode)
+        self.switchers = switchers
+        #: the endpoints the load balancer serves, by address and group
         self.endpoints: dict[str, ProviderEndpoint] = {}
-        self._lists: dict[int, list[URL]] = {}
-        self._listeners: list[tuple[Registry, Callable[[list[URL]], None]]] = []
+        #: how long a new provider list waits for its new endpoints to connect
+        self.connect_wait = refer.get_int("connectTimeout", 1000) / 1000 + 0.1
+        self._pending: dict[str, tuple[ProviderEndpoint, asyncio.Task[None]]] = {}
+        self._wanted: dict[str, URL] = {}
+        self._applier: asyncio.Task[None] | None = None
+        #: group -> registry index -> last non-empty provider list
+        self._lists: dict[str, dict[int, list[URL]]] = {}
+        self._listeners: list[tuple[Registry, NotifyListener]] = []
+        self._command_registries = [
+            (i, r) for i, r in enumerate(self.registries) if r.supports_commands
+        ]
+        self._command_listeners: list[tuple[Registry, CommandListener]] = []
+        self._service_commands: dict[int, str | None] = {}
+        self._groups = GroupSubscriptions(
+            refer, self._command_registries, self.on_notify, self._drop_group
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
         self._closed = False
         self.notify_count = 0
+        #: discovery snapshot (set by the agent): saves every list, read back at start
+        self.snapshot: ReferSnapshot | None = None
 
     @property
     def key(self) -> str:
         return self.refer.cluster_key
 
+    @property
+    def accepts_commands(self) -> bool:
+        """Whether any registry of this refer carries commands."""
+        return bool(self._command_registries)
+
     # ------------------------------------------------------------------ registry side
 
     async def start(self) -> None:
+        """Subscribe the service command, the own group, and the merge groups in force."""
+        for index, registry in self._command_registries:
+            command_listener = partial(self._on_service_command, index)
+            self._command_listeners.append((registry, command_listener))
+            try:
+                await registry.subscribe_command(self.refer.group, command_listener)
+            except Exception as e:  # providers still work without commands
+                log.warning("%s: command subscription failed: %s", self.key, e)
+        self._started = True
         for i, registry in enumerate(self.registries):
 
             def listener(urls: list[URL], index: int = i) -> None:
@@ -121,54 +180,161 @@ class Cluster:
 
             self._listeners.append((registry, listener))
             await registry.subscribe(self.refer, listener)
+        self._groups.want(self.commands.effective.other_groups)
+        await self._groups.sync()
+        self._command_changed()
+        if self.snapshot is not None:  # registries silent: serve the saved list meanwhile
+            await self.snapshot.read_back(self.registries, self.on_notify)
 
-    def on_notify(self, source: int, urls: list[URL]) -> None:
-        """Take a registry's full provider list. An empty list is ignored: it never wipes a
-        working cluster (keep last known good)."""
+    def on_notify(self, source: int, urls: list[URL], group: str = "") -> None:
+        """Take registry ``source``'s full provider list of ``group`` (default: the own
+        group). An empty list is ignored: it never wipes a working cluster (keep last known
+        good)."""
         if self._closed:
+            return
+        group = group or self.refer.group
+        if group != self.refer.group and group not in self._groups.groups:
             return
         if not urls:
             log.warning(
-                "%s: registry %d notified an empty provider list; keeping %d endpoints",
+                "%s: registry %d notified an empty provider list for group %s; keeping it",
                 self.key,
                 source,
-                len(self.endpoints),
+                group,
             )
             return
-        self._lists[source] = list(urls)
+        self._lists.setdefault(group, {})[source] = list(urls)
+        if self.snapshot is not None and source != SNAPSHOT_SOURCE:  # a real list replaces it
+            self._lists[group].pop(SNAPSHOT_SOURCE, None)
+            self.snapshot.save(group, self._lists[group].values())
         self.notify_count += 1
         self._refresh()
 
+    def on_agent_command(self, command: str | None) -> None:
+        """The agent command (``/motan/agent/<application>/command``) changed."""
+        if self._closed or not self._command_registries:
+            return
+        if self.commands.update("agent", command):
+            self._command_changed()
+
+    def _on_service_command(self, source: int, command: str | None) -> None:
+        if self._closed:
+            return
+        self._service_commands[source] = command or None
+        texts = (self._service_commands.get(i) for i, _r in self._command_registries)
+        chosen = next((t for t in texts if t), None)
+        if self.commands.update("service", chosen):
+            self._command_changed()
+
+    def _command_changed(self) -> None:
+        effective = self.commands.effective
+        if self.available == effective.degraded:
+            log.info("%s: %s", self.key, "degraded" if effective.degraded else "available again")
+        self.available = not effective.degraded
+        if self.switchers is not None:
+            self.switchers.apply(self, effective.switchers)
+        if self._groups.want(effective.other_groups) and self._started:
+            self._spawn(self._sync_groups())
+        self._refresh()
+
+    async def _sync_groups(self) -> None:
+        try:
+            await self._groups.sync()
+        except Exception:
+            log.exception("%s: merge group subscriptions failed", self.key)
+
+    def _drop_group(self, group: str) -> None:
+        if self._lists.pop(group, None) is not None:
+            self._refresh()
+
+    def providers_by_group(self) -> dict[str, list[URL]]:
+        """Each followed group's providers (merged over the registries)."""
+        out: dict[str, list[URL]] = {}
+        for group, lists in self._lists.items():
+            seen: dict[str, URL] = {}
+            for urls in lists.values():
+                for url in urls:
+                    seen.setdefault(_endpoint_key(url), url)
+            out[group] = list(seen.values())
+        return out
+
     def provider_urls(self) -> list[URL]:
-        seen: dict[str, URL] = {}
-        for urls in self._lists.values():
-            for url in urls:
-                seen.setdefault(_endpoint_key(url), url)
-        return list(seen.values())
+        """The providers the commands in force select."""
+        return self.commands.effective.providers(self.providers_by_group(), self.local_ip)
+
+    # ------------------------------------------------------------------ endpoints
 
     def _refresh(self) -> None:
+        if not self._started or self._closed:
+            return
         wanted = {_endpoint_key(u): u for u in self.provider_urls()}
-        removed = [k for k in self.endpoints if k not in wanted]
+        self._wanted = wanted
         for key, url in wanted.items():
-            if key not in self.endpoints:
+            if key not in self.endpoints and key not in self._pending:
                 ep = ProviderEndpoint(url, self._endpoint_factory(self.refer, url))
-                self.endpoints[key] = ep
-                self._spawn(ep.endpoint.connect())
-        for key in removed:
-            ep = self.endpoints.pop(key)
-            self._spawn(_close_later(ep.endpoint, ENDPOINT_CLOSE_DELAY))
-        ordered = list(self.endpoints.values())
+                self._pending[key] = (ep, self._spawn(self._connect(ep)))
+        if self._must_wait():
+            if self._applier is None:
+                self._applier = self._spawn(self._apply_when_ready())
+            return
+        if self._applier is not None:
+            self._applier.cancel()
+            self._applier = None
+        self._apply()
+
+    def _waiting(self) -> list[asyncio.Task[None]]:
+        wanted = self._wanted
+        return [t for k, (_ep, t) in self._pending.items() if k in wanted and not t.done()]
+
+    def _must_wait(self) -> bool:
+        """New endpoints are still connecting while the current ones can serve."""
+        if not self._waiting():
+            return False
+        return any(ep.available for ep in self.endpoints.values())
+
+    async def _connect(self, ep: ProviderEndpoint) -> None:
+        try:
+            await ep.endpoint.connect()
+        except Exception as e:
+            log.info("%s: connect to %s failed: %s", self.key, ep.url.address, e)
+
+    async def _apply_when_ready(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_wait
+        while True:
+            waiting = self._waiting()
+            remaining = deadline - loop.time()
+            if not waiting or remaining <= 0:
+                break
+            await asyncio.wait(waiting, timeout=remaining)
+        self._applier = None
+        self._apply()
+
+    def _apply(self) -> None:
+        """Hand the wanted endpoints and the weights in force to the load balancer."""
+        current = self.endpoints
+        fresh: dict[str, ProviderEndpoint] = {}
+        for key in self._wanted:
+            ep = current.get(key)
+            fresh[key] = ep if ep is not None else self._pending.pop(key)[0]
+        for key, ep in current.items():
+            if key not in fresh:
+                self._spawn(_close_later(ep.endpoint, ENDPOINT_CLOSE_DELAY))
+        for key in [k for k in self._pending if k not in fresh]:
+            self._spawn(self._pending.pop(key)[0].endpoint.close())
+        self.endpoints = fresh
+        ordered = list(fresh.values())
         self._rng.shuffle(ordered)
+        effective = self.commands.effective
         self.lb.on_refresh(ordered)
+        self.lb.set_weight(effective.weights)
+        self.commands.history.record_notify(effective, [ep.url for ep in ordered])
 
-    def set_weights(self, weights: str) -> None:
-        """Group weights from a traffic-control command (``"g1:8,g2:2"``; ``""`` = none)."""
-        self.lb.set_weight(weights)
-
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ calls
 
@@ -190,20 +356,33 @@ class Cluster:
 
     async def close(self) -> None:
         self._closed = True
+        if self.switchers is not None:
+            self.switchers.release(self)
+        for registry, command_listener in self._command_listeners:
+            try:
+                await registry.unsubscribe_command(self.refer.group, command_listener)
+            except Exception as e:  # a dead registry must not stop the shutdown
+                log.warning("%s: command unsubscribe failed: %s", self.key, e)
+        self._command_listeners.clear()
+        await self._groups.close()
         for registry, listener in self._listeners:
             try:
                 await registry.unsubscribe(self.refer, listener)
-            except Exception as e:  # a dead registry must not stop the shutdown
+            except Exception as e:
                 log.warning("%s: unsubscribe failed: %s", self.key, e)
         self._listeners.clear()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(
-            *(ep.endpoint.close() for ep in self.endpoints.values()), return_exceptions=True
-        )
+        endpoints = [*self.endpoints.values(), *(ep for ep, _t in self._pending.values())]
+        await asyncio.gather(*(ep.endpoint.close() for ep in endpoints), return_exceptions=True)
         self.endpoints.clear()
+        self._pending.clear()
 
     def runtime_info(self) -> dict[str, Any]:
+        groups: dict[str, int] = {}
+        for ep in self.endpoints.values():
+            groups[ep.url.group] = groups.get(ep.url.group, 0) + 1
+        commands = self.commands
         return {
             "url": self.refer.to_ext_info(),
             "available": self.available,
@@ -211,12 +390,22 @@ class Cluster:
                 {
                     "url": ep.url.to_ext_info(),
                     "address": ep.url.address,
+                    "group": ep.url.group,
                     "available": ep.available,
                     "errorCount": ep.endpoint.error_count,
                     "inFlight": ep.in_flight,
                 }
                 for ep in self.endpoints.values()
             ],
+            "commands": {
+                "agent": commands.agent_command,
+                "service": commands.service_command,
+                "effective": commands.effective.to_info(),
+                "subscribedGroups": self._groups.groups,
+            },
+            "weights": self.lb.weights or {},
+            "groups": groups,
+            **commands.history.to_info(),
         }
 
 

@@ -134,10 +134,16 @@ class HaStrategy(ABC):
         window: LatencyWindow | None = None,
     ) -> Frame:
         last: Frame | None = None
+        tried: list[EndpointLike] = []
         for _ in range(retries + 1):
             ep = lb.select(frame)
             if ep is None:
                 break
+            if tried and ep in tried:
+                # A retry goes to another endpoint when there is one: the one that just failed
+                # may still look available (its connections are noticed closing one by one).
+                ep = next((e for e in lb.select_array(frame, len(tried) + 1) if e not in tried), ep)
+            tried.append(ep)
             response, failed = await self._attempt(ep, frame, lb, timeout, changes, window)
             if not failed:
                 return response

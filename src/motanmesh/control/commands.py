@@ -3,7 +3,7 @@ and leave an audit record.
 
 A change is made in two steps. ``plan_*`` reads nothing but its inputs and returns a
 :class:`Plan` (the node text before and after, plus warnings) or raises
-:class:`ValidationFailed` with one message per problem; :meth:`CommandAuthor.commit` then
+:class:`CommandValidationError` with one message per problem; :meth:`CommandAuthor.commit` then
 writes the node and appends an :class:`~motanmesh.control.audit.AuditRecord`. Nothing is
 written when validation fails, when the audit trail is unreadable, or when the node changed
 since it was read.
@@ -49,13 +49,13 @@ from motanmesh.url import URL
 __all__ = [
     "COMMAND_VERSION",
     "TYPE_NAMES",
-    "AuditFailed",
+    "AuditWriteError",
     "CommandAuthor",
     "CommandTarget",
-    "ConcurrentChange",
+    "CommandValidationError",
+    "ConcurrentChangeError",
     "Plan",
     "StoredCommand",
-    "ValidationFailed",
     "WriteResult",
     "authoring_warnings",
     "build_command",
@@ -67,6 +67,8 @@ __all__ = [
     "plan_remove",
     "provider_warnings",
     "read_command",
+    "record_lines",
+    "summarize",
     "type_name",
     "upsert",
     "write_raw",
@@ -81,7 +83,7 @@ TYPE_NAMES: Final = {
 _NAMES_BY_TYPE: Final = {int(v): k for k, v in TYPE_NAMES.items()}
 
 
-class ValidationFailed(Exception):
+class CommandValidationError(Exception):
     """A change refused before anything was written; ``problems`` says why."""
 
     def __init__(self, problems: Sequence[str]) -> None:
@@ -89,11 +91,11 @@ class ValidationFailed(Exception):
         self.problems = list(problems)
 
 
-class ConcurrentChange(Exception):
+class ConcurrentChangeError(Exception):
     """The command node changed between reading it and writing it; nothing was written."""
 
 
-class AuditFailed(Exception):
+class AuditWriteError(Exception):
     """The command was written but its audit record could not be stored."""
 
     def __init__(self, record: AuditRecord, cause: Exception) -> None:
@@ -121,6 +123,19 @@ class StoredCommand:
     @property
     def exists(self) -> bool:
         return self.raw is not None
+
+    def lines(self) -> list[str]:
+        """The node for people: one line per command, in precedence order."""
+        if self.raw is None:
+            return [f"{self.target}: no command node"]
+        if self.document is None:
+            return [f"{self.target}: unreadable command ({self.error})", f"  raw: {self.raw}"]
+        commands = self.document.sorted_commands()
+        if not commands:
+            return [f"{self.target}: no commands (empty list)"]
+        return [f"{self.target}: {len(commands)} command(s)"] + [
+            f"  {describe_command(c)}" for c in commands
+        ]
 
 
 async def read_command(registry: Registry, target: CommandTarget) -> StoredCommand:
@@ -176,6 +191,28 @@ def describe_command(command: ClientCommand) -> str:
     return " ".join(parts)
 
 
+def summarize(text: str | None) -> list[str]:
+    """A node text as one line per command (for histories and confirmations)."""
+    if text is None:
+        return ["(no node)"]
+    try:
+        document = parse_command_document(text)
+    except CommandError:
+        return [f"(unreadable) {text}"]
+    return [describe_command(c) for c in document.sorted_commands()] or ["(empty list)"]
+
+
+def record_lines(record: AuditRecord) -> list[str]:
+    """An audit record for people: who, when, what, and the commands removed and added."""
+    who = f"{record.operator}@{record.host}" if record.host else record.operator
+    head = f"{record.time}  {who}  {record.action}  {record.target}"
+    out = [head + (f"  {record.remark!r}" if record.remark else "")]
+    before, after = summarize(record.before), summarize(record.after)
+    out.extend(f"  - {line}" for line in before if line not in after)
+    out.extend(f"  + {line}" for line in after if line not in before)
+    return out
+
+
 def build_command(
     kind: str,
     pattern: str,
@@ -189,7 +226,9 @@ def build_command(
 ) -> ClientCommand:
     """One command from its parts. ``merge_groups`` entries may hold comma lists."""
     if kind not in TYPE_NAMES:
-        raise ValidationFailed([f"unknown command type {kind!r} (traffic, degrade, switcher)"])
+        raise CommandValidationError(
+            [f"unknown command type {kind!r} (traffic, degrade, switcher)"]
+        )
     groups = [g.strip() for item in merge_groups for g in item.split(",") if g.strip()]
     return ClientCommand(
         index=index,
@@ -243,13 +282,13 @@ def _checked(
 ) -> tuple[str, list[str]]:
     problems = validate(document, mode)
     if problems:
-        raise ValidationFailed(problems)
+        raise CommandValidationError(problems)
     return document.to_json(), authoring_warnings(target, document)
 
 
 def _current(before: StoredCommand) -> CommandDocument:
     if before.error:
-        raise ValidationFailed(
+        raise CommandValidationError(
             [
                 f"the current command of {before.target} cannot be read ({before.error}); "
                 "replace the whole document with --file or clear it first"
@@ -278,7 +317,7 @@ def plan_remove(before: StoredCommand, index: int, mode: PatternMode = "auto") -
     current = _current(before)
     kept = [c for c in current.commands if c.index != index]
     if len(kept) == len(current.commands):
-        raise ValidationFailed([f"{before.target} has no command with index {index}"])
+        raise CommandValidationError([f"{before.target} has no command with index {index}"])
     after, warnings = _checked(before.target, CommandDocument(kept), mode)
     return Plan(before.target, "remove-command", before, after, warnings)
 
@@ -379,14 +418,14 @@ class CommandAuthor:
     async def commit(self, plan: Plan, remark: str = "") -> WriteResult:
         """Write the plan's node and its audit record. Nothing is written when the node is
         unchanged, when the audit trail is unreadable (``AuditError``) or when the node changed
-        since the plan read it (:class:`ConcurrentChange`). ``AuditFailed`` when only the
+        since the plan read it (:class:`ConcurrentChangeError`). ``AuditWriteError`` when only the
         record could not be stored; ``RegistryError`` when the registry failed."""
         if not plan.changed:
             return WriteResult(plan, written=False)
         await self.trail.check(plan.target)
         current = await self.read(plan.target)
         if current.raw != plan.before.raw:
-            raise ConcurrentChange(
+            raise ConcurrentChangeError(
                 f"the command of {plan.target} changed while this change was prepared; "
                 "nothing was written, run the command again"
             )
@@ -404,5 +443,5 @@ class CommandAuthor:
         try:
             await self.trail.append(record)
         except (AuditError, RegistryError) as exc:
-            raise AuditFailed(record, exc) from exc
+            raise AuditWriteError(record, exc) from exc
         return WriteResult(plan, written=True, record=record, concurrent=check.raw != plan.after)

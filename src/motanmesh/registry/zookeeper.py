@@ -9,8 +9,7 @@ URL: ``zookeeper://host:port`` or ``address=h1:p1,h2:p2`` (port 2181 when missin
 
 * ``registrySessionTimeout``: seconds, as the Go agent reads it (default 1000). The request is
   capped at 300 s and the server caps it again to its ``maxSessionTimeout`` (by default 20
-  ticks, 40 s), so the default means "as long as the server allows". ``session_timeout``
-  gives the negotiated value.
+  ticks, 40 s), so the default means "as long as the server allows".
 * ``requestTimeout``: milliseconds one ZooKeeper operation may take (default 5000).
 * ``connectTimeout``: milliseconds ``start`` waits for a first session (default 3000).
 
@@ -42,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import struct
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
@@ -176,6 +176,8 @@ def _positive(url: URL, key: str, default: float) -> float:
 
 def _describe(err: BaseException) -> str:
     text = str(err)
+    if isinstance(err, _NotConnectedError):
+        return text
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
@@ -267,7 +269,6 @@ class ZookeeperRegistry(Registry):
         self._connected_event = asyncio.Event()
         self._session_id: int | None = None
         self._had_session = False
-        self._session_timeout: float | None = None
         self._owned: dict[str, bytes] = {}  # ephemeral nodes this registry keeps: path → data
         self._registrations: dict[str, _Registration] = {}  # keyed by server node path
         self._withdrawn: set[str] = set()  # server node paths unregistered here
@@ -287,11 +288,6 @@ class ZookeeperRegistry(Registry):
     def connected(self) -> bool:
         """Whether a ZooKeeper session is live right now."""
         return self._connected
-
-    @property
-    def session_timeout(self) -> float | None:
-        """The session timeout the server granted, in seconds (``None`` before a session)."""
-        return self._session_timeout
 
     @property
     def session_id(self) -> int | None:
@@ -327,6 +323,7 @@ class ZookeeperRegistry(Registry):
         client.add_listener(self._on_state)
         self._client = client
         await asyncio.to_thread(client.start_async)
+        self._spawn(self._watch_handshake(client))
         if not await self.wait_connected(self.connect_timeout):
             log.warning(
                 "%s: ZooKeeper not reachable within %.1fs; reconnecting in the background, "
@@ -359,7 +356,12 @@ class ZookeeperRegistry(Registry):
         for batch in self._pending:
             batch.release()
         client.remove_listener(self._on_state)
-        await asyncio.to_thread(self._stop_client, client)
+        stopping = asyncio.ensure_future(asyncio.to_thread(self._stop_client, client))
+        await asyncio.wait({stopping}, timeout=1.0)
+        while not stopping.done():  # an unanswered connection attempt must not hold it up
+            _abort(_handshake_socket(client))
+            await asyncio.wait({stopping}, timeout=0.1)
+        await stopping
         self._pending.clear()
         self._owned.clear()
         self._registrations.clear()
@@ -377,6 +379,31 @@ class ZookeeperRegistry(Registry):
         finally:
             client.close()
 
+    async def _watch_handshake(self, client: Any) -> None:
+        """Abort a connection attempt the server leaves unanswered for ``requestTimeout``.
+
+        A starting ZooKeeper server accepts connections before it answers them, and kazoo
+        waits a whole session timeout for that answer; closing the socket makes it retry now
+        (keeping its session).
+        """
+        assert self._loop is not None
+        interval = min(1.0, self.request_timeout / 2)
+        seen: Any = None
+        since = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            sock = _handshake_socket(client)
+            if sock is None or sock is not seen:
+                seen, since = sock, self._loop.time()
+            elif self._loop.time() - since >= self.request_timeout:
+                log.warning(
+                    "%s: no answer to a connection attempt within %.1fs; retrying",
+                    self.name,
+                    self.request_timeout,
+                )
+                _abort(sock)
+                seen = None
+
     def _threadsafe(self, callback: Callable[..., None], *args: Any) -> None:
         """Run ``callback(*args)`` on the event loop (called from kazoo's threads)."""
         loop = self._loop
@@ -391,12 +418,9 @@ class ZookeeperRegistry(Registry):
         if state == KazooState.CONNECTED and client is not None:
             client_id = client.client_id
             session = client_id[0] if client_id else None
-            timeout = client._session_timeout / 1000.0  # negotiated by now
-            self._threadsafe(self._state_changed, state, session, timeout)
-        else:
-            self._threadsafe(self._state_changed, state, None, None)
+        self._threadsafe(self._state_changed, state, session)
 
-    def _state_changed(self, state: str, session: int | None, timeout: float | None) -> None:
+    def _state_changed(self, state: str, session: int | None) -> None:
         if self._closed:
             return
         if state != KazooState.CONNECTED:
@@ -410,14 +434,13 @@ class ZookeeperRegistry(Registry):
             self._connected_event.clear()
             return
         restore = self._had_session and session != self._session_id
-        self._session_id, self._session_timeout = session, timeout
+        self._session_id = session
         self._had_session = self._connected = True
         self._connected_event.set()
         log.info(
-            "%s: connected (session 0x%x, timeout %.1fs%s)",
+            "%s: connected (session 0x%x%s)",
             self.name,
             session or 0,
-            timeout or 0.0,
             ", new session: re-creating nodes" if restore else "",
         )
         if self._resync_task is not None:
@@ -525,7 +548,7 @@ class ZookeeperRegistry(Registry):
         self._pending.append(batch)
         if not self._connected:
             batch.settle(f"queued until {self.name} is reachable")
-            self._report("write", _NotConnectedError("not connected; changes are queued"))
+            self._report("write", _NotConnectedError("not connected, changes are queued"))
             return
         self._kick()
         err = await batch.waiter
@@ -551,7 +574,7 @@ class ZookeeperRegistry(Registry):
                 if self._connected:
                     await asyncio.sleep(RETRY_DELAY)
                 continue
-            except (KazooException, RegistryError) as err:
+            except Exception as err:  # refused for good (no permission, bad path, ...)
                 failure = RegistryError(f"{self.name}: {_describe(err)}")
                 log.warning("%s: node write failed: %s", self.name, _describe(err))
                 batch.settle(str(failure))
@@ -889,6 +912,22 @@ class ZookeeperRegistry(Registry):
         path = agent_node_path(url)
         self._owned.pop(path, None)
         await self._submit([(path, None)])
+
+
+def _handshake_socket(client: Any) -> Any:
+    """The socket of kazoo's connection attempt in progress, if there is one."""
+    if client.connected:
+        return None
+    sock = getattr(getattr(client, "_connection", None), "_socket", None)
+    if sock is None or sock.fileno() < 0:
+        return None
+    return sock
+
+
+def _abort(sock: Any) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _get_data(client: Any, *, path: str) -> Any:

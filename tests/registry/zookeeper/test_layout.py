@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from motanmesh.registry import RegistryStatus
 from motanmesh.url import URL
 from tests.registry.conftest import Providers, provider, refer
 from tests.registry.zookeeper.conftest import MakeRegistry, leaves, tree
+from tests.servers.zookeeper import ZooKeeperServer, four_letter
 
 
 async def test_register_available_unavailable_unregister(
@@ -143,3 +145,21 @@ async def test_close_ends_the_session_and_its_nodes(
     assert leaves(raw, f"/motan/{group}") == {}
     assert leaves(raw, f"/motan/agent/{group}") == {}
     assert not reg.connected
+
+
+async def test_session_timeout_is_seconds_capped_by_the_server(
+    zk_server: ZooKeeperServer, make_registry: MakeRegistry
+) -> None:
+    def granted(session: int | None) -> int:
+        """The timeout (ms) the server gave a session, from its connection list."""
+        found = re.search(
+            rf"sid=0x{session or 0:x},.*?to=(\d+)", four_letter(zk_server.port, "cons")
+        )
+        assert found is not None
+        return int(found.group(1))
+
+    short = await make_registry(registrySessionTimeout="3")
+    assert granted(short.session_id) == 3000  # seconds, as the Go agent reads them
+    default = await make_registry()  # 1000 s: as long as the server allows
+    assert default.requested_session_timeout == 300
+    assert granted(default.session_id) == zk_server.max_session_ms

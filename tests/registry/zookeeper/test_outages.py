@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.security import make_acl
 
 from motanmesh.registry import RegistryError, RegistryStatus
+from motanmesh.registry.base import node_path
 from motanmesh.registry.zookeeper import ZookeeperRegistry
 from motanmesh.url import URL
 from tests.registry.conftest import WAIT_SECONDS, Commands, Providers, provider, refer, wait_until
@@ -49,8 +51,10 @@ def expire_session(server: ZooKeeperServer, registry: ZookeeperRegistry) -> None
 async def test_server_restart_keeps_lists_and_applies_queued_changes(
     own_server: ZooKeeperServer, make_registry: MakeRegistry, group: str
 ) -> None:
-    producer = await make_registry(own_server, registrySessionTimeout="30")
-    consumer = await make_registry(own_server, registrySessionTimeout="30")
+    # requestTimeout also bounds a reconnection the restarting server does not answer yet.
+    timeouts = {"registrySessionTimeout": "30", "requestTimeout": "2000"}
+    producer = await make_registry(own_server, **timeouts)
+    consumer = await make_registry(own_server, **timeouts)
     first, second, third = (provider(port, group=group) for port in (8001, 8002, 8003))
     await producer.available(first)
     await producer.register(second)
@@ -67,11 +71,10 @@ async def test_server_restart_keeps_lists_and_applies_queued_changes(
     await producer.register(third)
     await producer.available(third)
     await producer.unregister(third)
-    assert {(s.service, s.status) for s in producer.status()} == {
-        ("com.example.Echo", RegistryStatus.REGISTER_SUCCESS),  # first: written before
-        ("com.example.Echo", RegistryStatus.REGISTER_FAILED),  # second: queued
-    }
-    assert any("queued" in s.err_msg for s in producer.status())
+    assert [(s.status, s.err_msg) for s in producer.status()] == [
+        (RegistryStatus.REGISTER_SUCCESS, ""),  # first: written before
+        (RegistryStatus.REGISTER_FAILED, f"queued until {producer.name} is reachable"),
+    ]
     assert await consumer.discover(refer(group=group)) == [first]  # the last known list
     with pytest.raises(RegistryError):
         await producer.set_command(group, TRAFFIC)
@@ -126,12 +129,14 @@ async def test_expired_session_recreates_every_ephemeral_node(
     expire_session(own_server, reg)
     await wait_until(lambda: reg.connected and reg.session_id != old_session, "a new session")
     await wait_until(
-        lambda: {
-            path: data
-            for path, (data, owner) in tree(own_raw, "/motan").items()
-            if owner == reg.session_id
-        }
-        == before,
+        lambda: (
+            {
+                path: data
+                for path, (data, owner) in tree(own_raw, "/motan").items()
+                if owner == reg.session_id
+            }
+            == before
+        ),
         "every node re-created in its state",
     )
     assert [s.status for s in reg.status()] == [
@@ -151,9 +156,9 @@ async def test_expired_session_recreates_every_ephemeral_node(
 async def test_dead_server_at_start_then_it_comes_up(
     idle_server: ZooKeeperServer, make_registry: MakeRegistry, group: str
 ) -> None:
-    reg = await make_registry(idle_server, connectTimeout="200")  # returns though unreachable
+    # start() returns though nothing answers; requestTimeout also bounds connection attempts.
+    reg = await make_registry(idle_server, connectTimeout="200", requestTimeout="1000")
     assert not reg.connected
-    assert reg.session_timeout is None
     url = provider(8001, group=group)
     await reg.register(url)
     await reg.available(url)
@@ -172,36 +177,39 @@ async def test_dead_server_at_start_then_it_comes_up(
     idle_server.start()
     assert await reg.wait_connected(WAIT_SECONDS)
     await wait_until(lambda: seen.ports() == [[8001]], "its own provider")
-    assert reg.status()[0].status is RegistryStatus.REGISTER_SUCCESS
     raw = raw_client(idle_server)
     try:
-        assert set(leaves(raw, "/motan")) == {
+        expected = {
             f"/motan/{group}/com.example.Echo/server/127.0.0.1:8001",
             f"/motan/{group}/com.example.Echo/client/10.0.0.9:0",
             f"/motan/agent/{group}/node/10.1.2.3:9981",
         }
+        await wait_until(lambda: set(leaves(raw, "/motan")) == expected, "the queued nodes")
         assert raw.exists(f"/motan/{group}/command") is not None
     finally:
         stop_client(raw)
-    assert reg.session_timeout is not None
-    assert reg.session_timeout <= idle_server.max_session_ms / 1000  # capped by the server
+    assert reg.status()[0].status is RegistryStatus.REGISTER_SUCCESS
 
 
 async def test_refused_write_raises_and_shows_in_status(
     own_server: ZooKeeperServer, own_raw: Any, make_registry: MakeRegistry, group: str
 ) -> None:
-    from kazoo.security import make_acl
-
+    own_raw.ensure_path(f"/motan/{group}/com.example.Echo")
     read_only = [make_acl("world", "anyone", read=True)]
-    own_raw.create(f"/motan/{group}/com.example.Echo/unavailableServer", acl=read_only, makepath=True)
+    own_raw.create(f"/motan/{group}/com.example.Echo/unavailableServer", acl=read_only)
     reg = await make_registry(own_server)
     with pytest.raises(RegistryError, match="NoAuth"):
         await reg.register(provider(8001, group=group))
     [row] = reg.status()
     assert row.status is RegistryStatus.REGISTER_FAILED
     assert "NoAuth" in row.err_msg
-    await reg.available(provider(8001, group=group))  # the queue moved on
-    assert reg.status()[0].status is RegistryStatus.REGISTER_SUCCESS
+    other = provider(8002, path="com.example.Other", group=group)
+    await reg.available(other)  # the queue moved on
+    assert [row.status for row in reg.status()] == [
+        RegistryStatus.REGISTER_FAILED,
+        RegistryStatus.REGISTER_SUCCESS,
+    ]
+    assert own_raw.exists(node_path(other, "server")) is not None
 
 
 async def test_nodes_of_a_killed_process_vanish_after_its_session(
@@ -244,3 +252,36 @@ async def test_nodes_of_a_killed_process_vanish_after_its_session(
         for pipe in (child.stdin, child.stdout):
             if pipe is not None:
                 pipe.close()
+
+
+async def test_unanswered_connection_attempts_are_retried(
+    idle_server: ZooKeeperServer, make_registry: MakeRegistry
+) -> None:
+    attempts: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        attempts.append(writer)  # accept, read nothing, answer nothing
+
+    mute = await asyncio.start_server(silent, "127.0.0.1", idle_server.port)
+    try:
+        reg = await make_registry(idle_server, connectTimeout="100", requestTimeout="300")
+        await wait_until(lambda: len(attempts) >= 3, "fresh connection attempts")
+        assert not reg.connected
+    finally:
+        mute.close()
+        for writer in attempts:
+            writer.close()
+        await mute.wait_closed()
+    idle_server.start()  # a real server on that port now: the registry gets in
+    assert await reg.wait_connected(WAIT_SECONDS)
+    mute = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        port = mute.sockets[0].getsockname()[1]
+        stuck = await make_registry(idle_server, address=f"127.0.0.1:{port}", connectTimeout="1")
+        await wait_until(lambda: len(attempts) >= 4, "a connection attempt")
+        await asyncio.wait_for(stuck.close(), WAIT_SECONDS)  # not held up by the attempt
+    finally:
+        mute.close()
+        for writer in attempts:
+            writer.close()
+        await mute.wait_closed()

@@ -221,9 +221,7 @@ class Agent:
             cluster.on_agent_command(command)
 
     async def _start_services(self) -> None:
-        from motanmesh.agent.http_provider import HttpProvider  # noqa: PLC0415
-
-        register_provider("http", partial(HttpProvider, http_service=self.config.http_service))
+        register_provider("http", partial(_http_provider, http_service=self.config.http_service))
         for sid, urls in self.config.services.items():
             for url in urls:
                 await self.export_service(url, what=f"motan-service.{sid}")
@@ -431,6 +429,13 @@ class Agent:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+
+def _http_provider(url: URL, *, http_service: dict[str, Any]) -> Provider:
+    # imported on first use: the HTTP client costs memory only to agents that need it
+    from motanmesh.agent.http_provider import HttpProvider  # noqa: PLC0415
+
+    return HttpProvider(url, http_service=http_service)
 
 
 def reload_config(current: Config) -> Config:

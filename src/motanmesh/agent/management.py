@@ -52,7 +52,6 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 import yaml
-from aiohttp import web
 
 from motanmesh.agent.agent import (
     STATUS_AVAILABLE,
@@ -61,6 +60,7 @@ from motanmesh.agent.agent import (
     Agent,
     AgentError,
 )
+from motanmesh.agent.http_server import HttpRequest, HttpResponse, HttpServer
 from motanmesh.registry.base import RegistrationStatus, RegistryStatus
 from motanmesh.url import URL
 
@@ -106,9 +106,8 @@ _EXACT_URI_PATHS: Final = frozenset(
 )
 _TRUE: Final = frozenset({"1", "t", "T", "true", "TRUE", "True"})
 _FALSE: Final = frozenset({"0", "f", "F", "false", "FALSE", "False"})
-_FORM_TYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 
 class BadRequestError(Exception):
@@ -226,15 +225,15 @@ def aggregate_registry_status(rows: Iterable[RegistrationStatus], agent_status: 
 # ---------------------------------------------------------------------------- responses
 
 
-def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(obj), content_type="application/json")
+def _json(obj: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(status, json.dumps(obj), "application/json")
 
 
-def _text(text: str, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=text)
+def _text(text: str, status: int = 200) -> HttpResponse:
+    return HttpResponse(status, text)
 
 
-def _reply(code: int, message: str, body: Any = None) -> web.Response:
+def _reply(code: int, message: str, body: Any = None) -> HttpResponse:
     out: dict[str, Any] = {"code": code, "message": message}
     if body is not None:
         out["body"] = body
@@ -277,7 +276,7 @@ class ManagementServer:
         #: dynamic subscriptions: identity → refer URL
         self.subscribe_nodes: dict[str, URL] = {}
         self._lock = asyncio.Lock()
-        self._runner: web.AppRunner | None = None
+        self._http: HttpServer | None = None
         self._unix_path = ""
         self._routes: dict[str, Handler] = {
             "/200": self._available,
@@ -309,16 +308,12 @@ class ManagementServer:
         a = self.agent.config.agent
         if self.agent.recover:
             await self._recover()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
+        http = HttpServer(self._handle)
         try:
             if a.management_unix_sock:
                 self.token_required = False
-                site: web.BaseSite = web.UnixSite(runner, a.management_unix_sock)
                 try:
-                    await site.start()
+                    await http.serve_unix(a.management_unix_sock)
                 except OSError as e:
                     raise AgentError(
                         f"motan-agent.managementUnixSock: cannot listen on "
@@ -335,14 +330,13 @@ class ManagementServer:
                         f"motan-agent.managementToken or {TOKEN_ENV}, or listen on 127.0.0.1"
                     )
                 sock = self._bind(host)
-                site = web.SockSite(runner, sock)
-                await site.start()
+                await http.serve_socket(sock)
                 bound = sock.getsockname()
                 self.address = (str(bound[0]), int(bound[1]))
         except BaseException:
-            await runner.cleanup()
+            await http.close()
             raise
-        self._runner = runner
+        self._http = http
         log.info(
             "management API on %s (token %s)",
             self.address,
@@ -372,9 +366,9 @@ class ManagementServer:
         raise AgentError(f"motan-agent.{what}: cannot listen on {host}: {last}")
 
     async def close(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
         if self._unix_path:
             with contextlib.suppress(OSError):
                 os.unlink(self._unix_path)
@@ -382,11 +376,11 @@ class ManagementServer:
 
     # ------------------------------------------------------------------ dispatch
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: HttpRequest) -> HttpResponse:
         path = request.path
         handler = self._routes.get(path, self._root)
         if path in MUTATING_PATHS and self.token_required and not self._permitted(request):
-            response: web.StreamResponse = _text(PERMISSION_DENIED, 403)
+            response = _text(PERMISSION_DENIED, 403)
         else:
             try:
                 response = await handler(request)
@@ -397,27 +391,25 @@ class ManagementServer:
             "management %s %s from %s: %d",
             request.method,
             request.path_qs,
-            request.remote or "unix",
+            request.remote,
             response.status,
         )
         return response
 
-    def _permitted(self, request: web.Request) -> bool:
-        given = request.headers.get("Token") or request.query.get("token")
+    def _permitted(self, request: HttpRequest) -> bool:
+        given = request.headers.get("token") or request.query.get("token")
         return token_matches(self.token, given)
 
     @staticmethod
-    async def _param(request: web.Request, name: str) -> str:
-        if request.content_type in _FORM_TYPES:
-            form = await request.post()
-            value = form.get(name)
-            if isinstance(value, str):
-                return value
+    async def _param(request: HttpRequest, name: str) -> str:
+        value = request.form().get(name)
+        if value is not None:
+            return value
         return request.query.get(name, "")
 
     # ------------------------------------------------------------------ status
 
-    async def _root(self, request: web.Request) -> web.StreamResponse:
+    async def _root(self, request: HttpRequest) -> HttpResponse:
         status = self.agent.status
         try:
             phrase = HTTPStatus(status).phrase
@@ -425,18 +417,18 @@ class ManagementServer:
             phrase = str(status)
         return _text(phrase, status)
 
-    async def _available(self, request: web.Request) -> web.StreamResponse:
+    async def _available(self, request: HttpRequest) -> HttpResponse:
         await self.agent.set_status(STATUS_AVAILABLE)
         return _text("ok.")
 
-    async def _unavailable(self, request: web.Request) -> web.StreamResponse:
+    async def _unavailable(self, request: HttpRequest) -> HttpResponse:
         await self.agent.set_status(STATUS_UNAVAILABLE)
         return _text("ok.")
 
-    async def _version(self, request: web.Request) -> web.StreamResponse:
+    async def _version(self, request: HttpRequest) -> HttpResponse:
         return _text(VERSION)
 
-    async def _status(self, request: web.Request) -> web.StreamResponse:
+    async def _status(self, request: HttpRequest) -> HttpResponse:
         services = [
             {"group": u.group, "name": u.path, "methods": []}
             for u in self.agent.services + self.agent.dynamic_services
@@ -444,7 +436,7 @@ class ManagementServer:
         body = {"status": self.agent.status, "service_period_call_count": 0, "services": services}
         return _json({"code": 200, "body": body})
 
-    async def _registry_status(self, request: web.Request) -> web.StreamResponse:
+    async def _registry_status(self, request: HttpRequest) -> HttpResponse:
         rows = [row for r in self.agent.registries.values() for row in r.status()]
         return _json(
             {
@@ -455,15 +447,15 @@ class ManagementServer:
 
     # ------------------------------------------------------------------ information
 
-    async def _get_config(self, request: web.Request) -> web.StreamResponse:
+    async def _get_config(self, request: HttpRequest) -> HttpResponse:
         text = yaml.safe_dump(self.agent.config.raw, sort_keys=False, allow_unicode=True)
-        return web.Response(text=text, content_type="text/yaml")
+        return HttpResponse(200, text, "text/yaml")
 
-    async def _get_refer_service(self, request: web.Request) -> web.StreamResponse:
+    async def _get_refer_service(self, request: HttpRequest) -> HttpResponse:
         service = [{"name": c.key, "status": c.available} for c in self.agent.clusters.values()]
         return _json({"code": 200, "body": {"service": service}})
 
-    async def _get_all_service(self, request: web.Request) -> web.StreamResponse:
+    async def _get_all_service(self, request: HttpRequest) -> HttpResponse:
         return _json(
             {
                 "services": [url_to_json(u) for u in self.agent.services],
@@ -471,7 +463,7 @@ class ManagementServer:
             }
         )
 
-    async def _runtime_info(self, request: web.Request) -> web.StreamResponse:
+    async def _runtime_info(self, request: HttpRequest) -> HttpResponse:
         text = await self._param(request, "keys")
         keys = [k.strip() for k in text.split(",") if k.strip()] if text else RUNTIME_KEYS
         sections: dict[str, Callable[[], dict[str, Any]]] = {
@@ -536,7 +528,7 @@ class ManagementServer:
 
     # ------------------------------------------------------------------ switchers
 
-    async def _switcher_set(self, request: web.Request) -> web.StreamResponse:
+    async def _switcher_set(self, request: HttpRequest) -> HttpResponse:
         name = await self._param(request, "name")
         value = await self._param(request, "value")
         if not name:
@@ -550,7 +542,7 @@ class ManagementServer:
             return _text(f"switcher not found: {name}", 404)
         return _text(f"switcher {name} set to {'true' if parsed else 'false'}")
 
-    async def _switcher_get(self, request: web.Request) -> web.StreamResponse:
+    async def _switcher_get(self, request: HttpRequest) -> HttpResponse:
         name = await self._param(request, "name")
         if not name:
             return _text("missing parameter: name", 400)
@@ -559,26 +551,26 @@ class ManagementServer:
             return _text(f"switcher not found: {name}", 404)
         return _text(f"switcher {name} is {'true' if value else 'false'}")
 
-    async def _switcher_get_all(self, request: web.Request) -> web.StreamResponse:
+    async def _switcher_get_all(self, request: HttpRequest) -> HttpResponse:
         return _json(self.agent.switchers.all())
 
     # ------------------------------------------------------------------ dynamic registration
 
-    async def _register(self, request: web.Request) -> web.StreamResponse:
+    async def _register(self, request: HttpRequest) -> HttpResponse:
         return await self._dynamic(request, self._prepare_export, self.register)
 
-    async def _unregister(self, request: web.Request) -> web.StreamResponse:
+    async def _unregister(self, request: HttpRequest) -> HttpResponse:
         return await self._dynamic(request, self._prepare_export, self.unregister)
 
-    async def _subscribe(self, request: web.Request) -> web.StreamResponse:
+    async def _subscribe(self, request: HttpRequest) -> HttpResponse:
         return await self._dynamic(request, self._prepare_refer, self.subscribe)
 
     async def _dynamic(
         self,
-        request: web.Request,
+        request: HttpRequest,
         prepare: Callable[[URL], URL],
         apply: Callable[[URL], Awaitable[None]],
-    ) -> web.StreamResponse:
+    ) -> HttpResponse:
         if request.raw_path not in _EXACT_URI_PATHS:
             return _reply(
                 400,
@@ -586,7 +578,7 @@ class ManagementServer:
                 "service URL as the JSON body and the token as a header",
             )
         try:
-            urls = [prepare(u) for u in self._read_urls(await request.read())]
+            urls = [prepare(u) for u in self._read_urls(request.body)]
         except BadRequestError as e:
             return _reply(400, str(e))
         async with self._lock:
@@ -707,10 +699,10 @@ class ManagementServer:
 
     # ------------------------------------------------------------------ list, info, snapshot
 
-    async def _list(self, request: web.Request) -> web.StreamResponse:
+    async def _list(self, request: HttpRequest) -> HttpResponse:
         return _reply(200, "ok", self._snapshot())
 
-    async def _info(self, request: web.Request) -> web.StreamResponse:
+    async def _info(self, request: HttpRequest) -> HttpResponse:
         client = self.agent.client_address
         port = client[1] if client else self.agent.config.agent.port
         return _reply(200, "ok", {"mesh_port": port})
@@ -758,7 +750,7 @@ class ManagementServer:
 
     # ------------------------------------------------------------------ reload
 
-    async def _reload_clusters(self, request: web.Request) -> web.StreamResponse:
+    async def _reload_clusters(self, request: HttpRequest) -> HttpResponse:
         try:
             refers = await self.agent.reload_clusters()
         except Exception as e:

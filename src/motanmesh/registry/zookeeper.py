@@ -10,7 +10,10 @@ URL: ``zookeeper://host:port`` or ``address=h1:p1,h2:p2`` (port 2181 when missin
 * ``registrySessionTimeout``: seconds, as the Go agent reads it (default 1000). The request is
   capped at 300 s and the server caps it again to its ``maxSessionTimeout`` (by default 20
   ticks, 40 s), so the default means "as long as the server allows".
-* ``requestTimeout``: milliseconds one ZooKeeper operation may take (default 5000).
+* ``requestTimeout``: milliseconds one ZooKeeper operation may take (default 5000); also how
+  long a connection attempt may stay unanswered (a starting server accepts connections
+  before it serves them, and kazoo alone would wait a whole session timeout) before it is
+  aborted and retried.
 * ``connectTimeout``: milliseconds ``start`` waits for a first session (default 3000).
 
 Behaviour:
@@ -26,7 +29,9 @@ Behaviour:
   available, unavailable, client and agent nodes made meanwhile are queued (the call returns,
   ``status`` shows them failed with the reason) and applied in order on reconnect. On a new
   session (the old one expired) every ephemeral node of this registry is re-created in its
-  current state. Watches are re-set and re-read after every reconnect.
+  current state. Watches are re-set and re-read after every reconnect. A node this registry
+  writes that already exists for another session (an earlier process on the same address) is
+  replaced.
 * ``start`` waits at most ``connectTimeout``; if ZooKeeper is not reachable it logs a warning
   and returns, and the client keeps reconnecting in the background.
 * Reads and writes of commands (``get_command``/``set_command``) need a live connection and
@@ -365,6 +370,7 @@ class ZookeeperRegistry(Registry):
         self._pending.clear()
         self._owned.clear()
         self._registrations.clear()
+        self._withdrawn.clear()
         self._services.clear()
         self._commands.clear()
         self._session_id = None
@@ -686,8 +692,14 @@ class ZookeeperRegistry(Registry):
                 pass
             if watch.create:
                 watch.create = False
-                with contextlib.suppress(NodeExistsError):
+                try:
                     await self._zk(lambda c: c.create_async(path, b"", makepath=True))
+                except NodeExistsError:
+                    pass
+                except _TRANSIENT:
+                    raise
+                except KazooException as err:  # e.g. no permission: watch for it instead
+                    log.warning("%s: cannot create %s: %s", self.name, path, _describe(err))
                 continue
             if await self._zk(lambda c: c.exists_async(path, watch=watch.watcher)) is None:
                 return None

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 
 from motanmesh.registry.zookeeper import ZookeeperRegistry
 from motanmesh.url import URL
@@ -55,11 +56,16 @@ def stop_client(client: Any) -> None:
 def tree(client: Any, root: str) -> dict[str, tuple[str, int]]:
     """``path → (data, ephemeral owner)`` of every node below ``root`` (not ``root`` itself)."""
     found: dict[str, tuple[str, int]] = {}
-    if client.exists(root) is None:
+    try:
+        names = client.get_children(root)
+    except NoNodeError:
         return found
-    for name in client.get_children(root):
+    for name in names:
         path = f"{root}/{name}"
-        data, stat = client.get(path)
+        try:
+            data, stat = client.get(path)
+        except NoNodeError:  # gone meanwhile
+            continue
         found[path] = ((data or b"").decode(), stat.ephemeralOwner)
         found.update(tree(client, path))
     return found

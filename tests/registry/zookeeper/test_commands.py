@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from kazoo.security import make_acl, make_digest_acl
+
+from motanmesh.registry import RegistryError
 from tests.registry.conftest import Commands, wait_until
 from tests.registry.zookeeper.conftest import MakeRegistry, tree
 from tests.registry.zookeeper.test_config import java_string
@@ -82,3 +86,20 @@ async def test_java_serialized_command(raw: Any, group: str, make_registry: Make
     seen = Commands()
     await reg.subscribe_command(group, seen)
     assert seen.calls == [TRAFFIC]
+
+
+async def test_command_node_that_cannot_be_created_is_still_watched(
+    raw: Any, group: str, make_registry: MakeRegistry
+) -> None:
+    raw.add_auth("digest", "admin:secret")
+    raw.ensure_path("/motan")
+    acl = [make_digest_acl("admin", "secret", all=True), make_acl("world", "anyone", read=True)]
+    raw.create(f"/motan/{group}", acl=acl)  # others may read, not create
+    reg = await make_registry()
+    seen = Commands()
+    await reg.subscribe_command(group, seen)
+    assert raw.exists(f"/motan/{group}/command") is None
+    raw.create(f"/motan/{group}/command", TRAFFIC.encode())
+    await wait_until(lambda: seen.calls == [TRAFFIC], "the command created by its owner")
+    with pytest.raises(RegistryError, match="NoAuth"):
+        await reg.set_command(group, None)  # deleting needs a permission it lacks

@@ -48,6 +48,7 @@ def expire_session(server: ZooKeeperServer, registry: ZookeeperRegistry) -> None
     stop_client(intruder)  # closing the borrowed session expires it for its owner
 
 
+@pytest.mark.slow
 async def test_server_restart_keeps_lists_and_applies_queued_changes(
     own_server: ZooKeeperServer, make_registry: MakeRegistry, group: str
 ) -> None:
@@ -84,17 +85,20 @@ async def test_server_restart_keeps_lists_and_applies_queued_changes(
 
     own_server.start()
     await wait_until(lambda: producer.connected and consumer.connected, "reconnect")
-    await wait_until(lambda: seen.last_ports == [8001, 8002], "the queued provider")
     assert (producer.session_id, consumer.session_id) == sessions  # the sessions survived
     raw = raw_client(own_server)
     try:
-        assert set(leaves(raw, f"/motan/{group}/com.example.Echo")) == {
+        expected = {
             f"/motan/{group}/com.example.Echo/server/127.0.0.1:8001",
             f"/motan/{group}/com.example.Echo/server/127.0.0.1:8002",
             f"/motan/{group}/com.example.Echo/client/10.0.0.9:0",
         }
+        service = f"/motan/{group}/com.example.Echo"
+        await wait_until(lambda: set(leaves(raw, service)) == expected, "the queue applied")
     finally:
         stop_client(raw)
+    await consumer.refresh()
+    assert seen.last_ports == [8001, 8002]
     assert [s.status for s in producer.status()] == [RegistryStatus.REGISTER_SUCCESS] * 2
     assert [] not in seen.ports()
     await producer.set_command(group, TRAFFIC)  # the command watch was set again

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import Callable
 from functools import partial
@@ -21,7 +20,7 @@ from motanmesh.agent.router import peer_ip, signed_id
 from motanmesh.cluster.errors import call_error_response
 from motanmesh.config.values import service_proxy
 from motanmesh.sdk.service import ServiceRegistry
-from motanmesh.transport.endpoint import Endpoint
+from motanmesh.transport.endpoint import Endpoint, ReplyCallback
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.frame import FLAG_PROXY, M_PROCESS_TIME, M_REQUEST_ID, Frame
@@ -68,15 +67,14 @@ class Motan2Provider:
             changes["host"] = ip
         if M_REQUEST_ID not in meta:
             changes[M_REQUEST_ID] = signed_id(frame.request_id)
-        fut = self.endpoint.request(frame, changes)
-        fut.add_done_callback(partial(_relay, frame, respond))
+        self.endpoint.send(frame, ReplyCallback(partial(_relay, frame, respond)), changes)
 
 
-def _relay(request: Frame, respond: Responder, fut: asyncio.Future[Frame]) -> None:
-    if fut.cancelled():
-        return
-    exc = fut.exception()
-    response = fut.result() if exc is None else call_error_response(request, exc)
+def _relay(
+    request: Frame, respond: Responder, response: Frame | None, exc: BaseException | None
+) -> None:
+    if response is None:
+        response = call_error_response(request, exc or RuntimeError("no response"))
     changes = None if M_PROCESS_TIME in response.metadata else {M_PROCESS_TIME: "0"}
     respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))
 

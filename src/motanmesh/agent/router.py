@@ -15,6 +15,7 @@ from typing import Final
 
 from motanmesh.cluster.cluster import Cluster
 from motanmesh.cluster.errors import call_error_response, error_response
+from motanmesh.transport.endpoint import ReplyCallback
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.wire.frame import (
     FLAG_PROXY,
@@ -105,15 +106,16 @@ class ClientRouter:
             source = meta.get("application") or found.refer.application or self.application
             if source:
                 changes[M_SOURCE] = source
-        fut = found.request(frame, changes)
-        fut.add_done_callback(partial(_answer, frame, respond))
+        found.send(frame, ReplyCallback(partial(_answer, frame, respond)), changes)
 
 
-def _answer(request: Frame, respond: Responder, fut: asyncio.Future[Frame]) -> None:
-    if fut.cancelled():
-        return
-    exc = fut.exception()
-    response = fut.result() if exc is None else call_error_response(request, exc)
+def _answer(
+    request: Frame, respond: Responder, response: Frame | None, exc: BaseException | None
+) -> None:
+    if response is None:
+        if isinstance(exc, asyncio.CancelledError):
+            return
+        response = call_error_response(request, exc or RuntimeError("no response"))
     origin = response.origin
     changes = {_X_FORWARDED_FOR: origin} if origin else None
     respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))

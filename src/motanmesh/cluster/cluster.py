@@ -19,7 +19,7 @@ from motanmesh.cluster.ha import FailoverHa, HaStrategy, create_ha
 from motanmesh.cluster.patterns import PatternMode
 from motanmesh.registry.base import CommandListener, NotifyListener, Registry
 from motanmesh.registry.snapshot import SNAPSHOT_SOURCE, ReferSnapshot
-from motanmesh.transport.endpoint import Endpoint
+from motanmesh.transport.endpoint import Endpoint, Reply
 from motanmesh.url import URL
 from motanmesh.wire.frame import ERRTYPE_SERVICE, M_GROUP, Frame
 
@@ -60,6 +60,21 @@ class ProviderEndpoint:
             merged.update(self._group)
             return self.endpoint.request(frame, merged, timeout)
         return self.endpoint.request(frame, self._group, timeout)
+
+    def send(
+        self,
+        frame: Frame,
+        reply: Reply,
+        changes: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """:meth:`request` with the outcome going to ``reply`` (no Future on the hot path)."""
+        if changes:
+            merged = dict(changes)
+            merged.update(self._group)
+            self.endpoint.send(frame, reply, merged, timeout)
+        else:
+            self.endpoint.send(frame, reply, self._group, timeout)
 
 
 def endpoint_for(refer: URL, provider: URL) -> Endpoint:
@@ -354,6 +369,20 @@ class Cluster:
                 return ep.request(frame, changes, self.timeout)
         return asyncio.ensure_future(ha.call(frame, self.lb, self.timeout, changes))
 
+    def send(self, frame: Frame, reply: Reply, changes: dict[str, str] | None = None) -> None:
+        """:meth:`request` for the hot path: the outcome (a response frame, or on the
+        single-attempt path possibly a transport error) goes to ``reply``; a single attempt
+        costs no Future and no Task."""
+        if self.available:
+            ha = self.ha
+            if type(ha) is FailoverHa and not self.lb.records_latency and ha.retries(frame) == 0:
+                ep = self.lb.select(frame)
+                if isinstance(ep, ProviderEndpoint):
+                    ep.send(frame, reply, changes, self.timeout)
+                    return
+        fut = self.request(frame, changes)
+        fut.add_done_callback(partial(_to_reply, reply))
+
     async def close(self) -> None:
         self._closed = True
         if self.switchers is not None:
@@ -416,3 +445,12 @@ def _endpoint_key(url: URL) -> str:
 async def _close_later(endpoint: Endpoint, delay: float) -> None:
     await asyncio.sleep(delay)
     await endpoint.close()
+
+
+def _to_reply(reply: Reply, fut: asyncio.Future[Frame]) -> None:
+    if fut.cancelled():
+        reply.set_exception(asyncio.CancelledError())
+    elif (exc := fut.exception()) is not None:
+        reply.set_exception(exc)
+    else:
+        reply.set_result(fut.result())

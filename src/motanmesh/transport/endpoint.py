@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Final, cast
+from collections.abc import Callable
+from typing import Final, Protocol, cast
 
 from motanmesh.transport.clock import Clock, DeadlineBuckets, LoopClock, TimerHandle
 from motanmesh.transport.errors import (
@@ -43,7 +44,7 @@ from motanmesh.wire.frame import (
 )
 from motanmesh.wire.passthrough import forward
 
-__all__ = ["Endpoint", "parse_address"]
+__all__ = ["Endpoint", "Reply", "ReplyCallback", "parse_address"]
 
 _log = logging.getLogger("motanmesh.transport")
 
@@ -55,8 +56,50 @@ _PROVIDER_NOT_EXIST: Final = "provider not exist"
 #: request timeouts are checked in slots this wide (a timeout fires up to this much late)
 TIMEOUT_RESOLUTION: Final = 0.005
 
-#: a pending request: (future, caller's request id); heartbeats have no future
-_Pending = tuple[asyncio.Future[Frame] | None, int]
+
+class Reply(Protocol):
+    """Where the outcome of one request goes: an ``asyncio.Future[Frame]`` or a
+    :class:`ReplyCallback`."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Frame, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+class ReplyCallback:
+    """A :class:`Reply` that calls ``callback(response, error)`` synchronously, once: from
+    the read of the response (``error`` None) or from the failure (``response`` None)."""
+
+    __slots__ = ("_done", "callback")
+
+    def __init__(self, callback: Callable[[Frame | None, BaseException | None], None]) -> None:
+        self.callback = callback
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Frame, /) -> None:
+        if not self._done:
+            self._done = True
+            self._call(result, None)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        if not self._done:
+            self._done = True
+            self._call(None, exception)
+
+    def _call(self, result: Frame | None, exception: BaseException | None) -> None:
+        try:
+            self.callback(result, exception)
+        except Exception:  # must not break the read loop that delivered the response
+            _log.exception("reply callback failed")
+
+
+#: a pending request: (reply, caller's request id); heartbeats have no reply
+_Pending = tuple[Reply | None, int]
 
 
 def parse_address(address: str) -> tuple[str, int] | str:
@@ -362,10 +405,26 @@ class Endpoint:
         if loop is None:
             loop = self._bind_loop()
         fut: asyncio.Future[Frame] = loop.create_future()
+        self.send(frame, fut, changes, timeout)
+        return fut
+
+    def send(
+        self,
+        frame: Frame,
+        reply: Reply,
+        changes: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """:meth:`request` for the hot path: the outcome goes to ``reply`` (a Future or a
+        :class:`ReplyCallback`, called synchronously when the response is read) instead of a
+        new Future, which saves a loop iteration per call."""
+        loop = self._loop
+        if loop is None:
+            loop = self._bind_loop()
         live = self._live
         if not self._healthy or not live or self._closed:
-            fut.set_exception(self._unavailable())
-            return fut
+            reply.set_exception(self._unavailable())
+            return
         i = self._rr + 1
         if i >= len(live):
             i = 0
@@ -389,12 +448,11 @@ class Endpoint:
                 if self.min_request_timeout <= seconds <= self.max_request_timeout:
                     timeout = seconds
         self._deadlines.add(timeout, (conn, sid))
-        conn.pending[sid] = (fut, frame.request_id)
+        conn.pending[sid] = (reply, frame.request_id)
         wbuf = conn.wbuf
         if not wbuf:
             loop.call_soon(conn.flush)
         wbuf.append(forward(frame, sid, changes, set_flags=self._set_flags))
-        return fut
 
     def _bind_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop = asyncio.get_running_loop()

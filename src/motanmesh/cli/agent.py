@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # kazoo reports every refused reconnect while ZooKeeper is down; the registry logs the outage
+    logging.getLogger("motanmesh.registry.zookeeper.kazoo").setLevel(logging.ERROR)
     path = args.config or ("./" if args.pool else "./motan.yaml")
     try:
         config = load_config(path, pool=args.pool, application=args.application)

@@ -284,6 +284,11 @@ class Registry(ABC):
         """How this registry appears in status reports and logs."""
         return f"{self.url.protocol}://{self.url.address}"
 
+    @property
+    def reachable(self) -> bool:
+        """Whether the backend answers right now (backends with a connection override it)."""
+        return True
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self

@@ -359,6 +359,10 @@ class EtcdRegistry(Registry):
         """Whether etcd answered the last lease keepalive."""
         return self._online.is_set()
 
+    @property
+    def reachable(self) -> bool:
+        return self.online
+
     # ------------------------------------------------------------------ connection
 
     async def start(self) -> None:

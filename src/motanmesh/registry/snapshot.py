@@ -235,13 +235,8 @@ class SnapshotStore:
 
 
 def registry_reachable(registry: Registry) -> bool:
-    """Whether a registry says it is connected (``connected`` or ``online`` when it has
-    them; a registry without either counts as reachable)."""
-    for attr in ("connected", "online"):
-        state = getattr(registry, attr, None)
-        if isinstance(state, bool) and not state:
-            return False
-    return True
+    """Whether a registry says it answers right now."""
+    return registry.reachable
 
 
 class ReferSnapshot:

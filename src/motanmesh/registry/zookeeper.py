@@ -295,6 +295,10 @@ class ZookeeperRegistry(Registry):
         return self._connected
 
     @property
+    def reachable(self) -> bool:
+        return self._connected
+
+    @property
     def session_id(self) -> int | None:
         """The id of the current (or last) ZooKeeper session."""
         return self._session_id

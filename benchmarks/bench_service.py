@@ -1,0 +1,98 @@
+"""The Python demo service against the Go echo backend, measured with motanload.
+
+Both servers answer ``hello`` on 127.0.0.1; motanload drives each at c = 1, 16, 64 (rounds
+interleaved, the best round of each point kept), and the ratio demo/echo at the same
+concurrency is printed. Build the tools first: ``../shared/tools/build.sh "$PWD/.tools"``.
+
+    python benchmarks/bench_service.py [--seconds 4] [--rounds 2] [--conc 1,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SERVICE = "com.weibo.motan.demo.service.MotanDemoService"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def load(tools: Path, port: int, conc: int, seconds: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [str(tools / "motanload"), "-addr", f"127.0.0.1:{port}", "-c", str(conc),
+         "-d", f"{seconds}s", "-size", "16", "-path", SERVICE, "-method", "hello",
+         "-group", "motan-demo-rpc"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--conc", default="1,16,64")
+    parser.add_argument("--tools", default=".tools")
+    args = parser.parse_args()
+    tools = Path(args.tools).resolve()
+    if not (tools / "motanload").exists():
+        print(f"build the tools first: ../shared/tools/build.sh {tools}", file=sys.stderr)
+        return 2
+    echo, demo = free_port(), free_port()
+    procs = [
+        subprocess.Popen([str(tools / "motanecho"), "-addr", f"127.0.0.1:{echo}"]),
+        subprocess.Popen(
+            [sys.executable, "-m", "motanmesh.cli", "demo-service", "--port", str(demo)],
+            stdout=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        wait_port(echo)
+        wait_port(demo)
+        best: dict[tuple[str, int], dict[str, Any]] = {}
+        for _ in range(args.rounds):
+            for conc in (int(c) for c in args.conc.split(",")):
+                for name, port in (("go echo", echo), ("python demo", demo)):
+                    r = load(tools, port, conc, args.seconds)
+                    key = (name, conc)
+                    if key not in best or r["rps"] > best[key]["rps"]:
+                        best[key] = r
+        print(f"{'server':12s} {'c':>3s} {'rps':>9s} {'ratio':>6s} {'p50 ms':>7s} {'p99 ms':>7s}")
+        for (name, conc), r in sorted(best.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            ratio = r["rps"] / best[("go echo", conc)]["rps"]
+            print(f"{name:12s} {conc:3d} {r['rps']:9.0f} {ratio:6.3f} {r['p50_ms']:7.3f} "
+                  f"{r['p99_ms']:7.3f}")  # fmt: skip
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -46,6 +46,7 @@ __all__ = [
     "CommandView",
     "NotifyListener",
     "ProviderView",
+    "Registration",
     "RegistrationStatus",
     "Registry",
     "RegistryError",
@@ -56,6 +57,7 @@ __all__ = [
     "command_path",
     "node_path",
     "node_url",
+    "registrations_to_move",
     "service_dir",
 ]
 
@@ -263,6 +265,30 @@ class CommandView:
 
 
 # ---------------------------------------------------------------------------- interface
+
+
+@dataclass
+class Registration:
+    """One URL registered through a registry instance, with its wanted state."""
+
+    url: URL
+    available: bool = False
+    status: RegistryStatus = RegistryStatus.NOT_REGISTER
+    err_msg: str = ""
+
+
+def registrations_to_move(
+    registrations: dict[str, Registration], url: URL | None
+) -> list[Registration]:
+    """The registrations an ``available``/``unavailable`` call acts on: every one for
+    ``None``, else the one of ``url`` (recorded first when it is new or changed)."""
+    if url is None:
+        return list(registrations.values())
+    server = node_path(url, NODE_SERVER)
+    reg = registrations.get(server)
+    if reg is None or reg.url != url:
+        reg = registrations[server] = Registration(url)
+    return [reg]
 
 
 class Registry(ABC):

@@ -49,6 +49,7 @@ from motanmesh.registry.base import (
     CommandView,
     NotifyListener,
     ProviderView,
+    Registration,
     RegistrationStatus,
     Registry,
     RegistryError,
@@ -58,6 +59,7 @@ from motanmesh.registry.base import (
     command_path,
     node_path,
     node_url,
+    registrations_to_move,
     service_dir,
 )
 from motanmesh.registry.sqlite_store import Batch, Row, Snapshot, SqliteStore
@@ -84,14 +86,6 @@ def _seconds(url: URL, key: str, default: float) -> float:
     if not value > 0:
         raise RegistryError(f"embedded registry parameter {key}={url.get(key)!r} must be > 0")
     return value
-
-
-@dataclass
-class _Registration:
-    url: URL
-    available: bool = False
-    status: RegistryStatus = RegistryStatus.NOT_REGISTER
-    err_msg: str = ""
 
 
 @dataclass
@@ -142,7 +136,7 @@ class EmbeddedRegistry(Registry):
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._nodes: dict[str, str] = {}  # ephemeral nodes owned here: path → data
-        self._registrations: dict[str, _Registration] = {}  # keyed by server node path
+        self._registrations: dict[str, Registration] = {}  # keyed by server node path
         self._services: dict[str, _ServiceWatch] = {}  # keyed by service directory
         self._commands: dict[str, CommandView] = {}  # keyed by command node path
         self._seen: int | None = None
@@ -289,7 +283,7 @@ class EmbeddedRegistry(Registry):
         server = node_path(url, NODE_SERVER)
         offline = node_path(url, NODE_UNAVAILABLE_SERVER)
         data = url.to_ext_info()
-        reg = self._registrations[server] = _Registration(url)
+        reg = self._registrations[server] = Registration(url)
         self._nodes.pop(server, None)
         self._nodes[offline] = data
         try:
@@ -313,14 +307,7 @@ class EmbeddedRegistry(Registry):
         await self._move(url, available=False)
 
     async def _move(self, url: URL | None, *, available: bool) -> None:
-        if url is None:
-            targets = list(self._registrations.values())
-        else:
-            server = node_path(url, NODE_SERVER)
-            reg = self._registrations.get(server)
-            if reg is None or reg.url != url:
-                reg = self._registrations[server] = _Registration(url)
-            targets = [reg]
+        targets = registrations_to_move(self._registrations, url)
         if not targets:
             return
         batch = Batch()

@@ -53,6 +53,7 @@ from motanmesh.registry.base import (
     CommandView,
     NotifyListener,
     ProviderView,
+    Registration,
     RegistrationStatus,
     Registry,
     RegistryError,
@@ -62,6 +63,7 @@ from motanmesh.registry.base import (
     command_path,
     node_path,
     node_url,
+    registrations_to_move,
     service_dir,
 )
 from motanmesh.url import URL
@@ -299,14 +301,6 @@ class _CommandWatch(_Watch):
 
 
 @dataclass
-class _Registration:
-    url: URL
-    available: bool = False
-    status: RegistryStatus = RegistryStatus.NOT_REGISTER
-    err_msg: str = ""
-
-
-@dataclass
 class _Txn:
     """Ephemeral puts and deletes applied together; ``done`` gets the error or ``None``."""
 
@@ -345,7 +339,7 @@ class EtcdRegistry(Registry):
         self._queue: deque[_Txn] = deque()
         self._flush_lock = asyncio.Lock()
         self._nodes: dict[str, str] = {}  # ephemeral nodes of this instance: path → data
-        self._registrations: dict[str, _Registration] = {}  # keyed by server node path
+        self._registrations: dict[str, Registration] = {}  # keyed by server node path
         self._services: dict[str, _ServiceWatch] = {}  # keyed by service directory
         self._commands: dict[str, _CommandWatch] = {}  # keyed by command path
         self._keeper: asyncio.Task[None] | None = None
@@ -613,7 +607,7 @@ class EtcdRegistry(Registry):
 
     @staticmethod
     def _mark(
-        targets: list[_Registration], ok: RegistryStatus, failed: RegistryStatus
+        targets: list[Registration], ok: RegistryStatus, failed: RegistryStatus
     ) -> Callable[[str | None], None]:
         """The ``done`` callback that records a write's outcome on its registrations."""
 
@@ -626,7 +620,7 @@ class EtcdRegistry(Registry):
     async def register(self, url: URL) -> None:
         server, offline = node_path(url, NODE_SERVER), node_path(url, NODE_UNAVAILABLE_SERVER)
         marker = node_path(url, NODE_UNREGISTERED)
-        reg = self._registrations[server] = _Registration(url)
+        reg = self._registrations[server] = Registration(url)
         data = url.to_ext_info()
         for path in (server, marker):
             self._nodes.pop(path, None)
@@ -650,14 +644,7 @@ class EtcdRegistry(Registry):
         await self._move(url, available=False)
 
     async def _move(self, url: URL | None, *, available: bool) -> None:
-        if url is None:
-            targets = list(self._registrations.values())
-        else:
-            server = node_path(url, NODE_SERVER)
-            reg = self._registrations.get(server)
-            if reg is None or reg.url != url:
-                reg = self._registrations[server] = _Registration(url)
-            targets = [reg]
+        targets = registrations_to_move(self._registrations, url)
         if not targets:
             return
         txn = _Txn()

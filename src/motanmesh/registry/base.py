@@ -44,6 +44,7 @@ __all__ = [
     "ROOT",
     "CommandListener",
     "CommandView",
+    "NodeRegistry",
     "NotifyListener",
     "ProviderView",
     "Registration",
@@ -411,3 +412,48 @@ class Registry(ABC):
 
     @abstractmethod
     async def unregister_agent(self, url: URL) -> None: ...
+
+
+class NodeRegistry(Registry):
+    """A registry that stores commands as nodes of the Motan layout: the command API maps
+    groups and applications to node paths over four primitives a backend implements."""
+
+    supports_commands: ClassVar[bool] = True
+
+    @abstractmethod
+    async def _watch_node(self, path: str, listener: CommandListener) -> None:
+        """Notify ``listener`` with the node's data now and on every change."""
+
+    @abstractmethod
+    async def _unwatch_node(self, path: str, listener: CommandListener) -> None: ...
+
+    @abstractmethod
+    async def _get_node(self, path: str) -> str | None: ...
+
+    @abstractmethod
+    async def _set_node(self, path: str, data: str | None) -> None:
+        """Write a persistent node; ``None`` deletes it."""
+
+    async def subscribe_command(self, group: str, listener: CommandListener) -> None:
+        await self._watch_node(command_path(group), listener)
+
+    async def unsubscribe_command(self, group: str, listener: CommandListener) -> None:
+        await self._unwatch_node(command_path(group), listener)
+
+    async def subscribe_agent_command(self, application: str, listener: CommandListener) -> None:
+        await self._watch_node(agent_command_path(application), listener)
+
+    async def unsubscribe_agent_command(self, application: str, listener: CommandListener) -> None:
+        await self._unwatch_node(agent_command_path(application), listener)
+
+    async def get_command(self, group: str) -> str | None:
+        return await self._get_node(command_path(group))
+
+    async def set_command(self, group: str, data: str | None) -> None:
+        await self._set_node(command_path(group), data)
+
+    async def get_agent_command(self, application: str) -> str | None:
+        return await self._get_node(agent_command_path(application))
+
+    async def set_agent_command(self, application: str, data: str | None) -> None:
+        await self._set_node(agent_command_path(application), data)

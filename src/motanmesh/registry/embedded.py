@@ -47,16 +47,14 @@ from motanmesh.registry.base import (
     NODE_UNAVAILABLE_SERVER,
     CommandListener,
     CommandView,
+    NodeRegistry,
     NotifyListener,
     ProviderView,
     Registration,
     RegistrationStatus,
-    Registry,
     RegistryError,
     RegistryStatus,
-    agent_command_path,
     agent_node_path,
-    command_path,
     node_path,
     node_url,
     registrations_to_move,
@@ -114,7 +112,7 @@ class _ServiceWatch:
             self.notified = fresh
 
 
-class EmbeddedRegistry(Registry):
+class EmbeddedRegistry(NodeRegistry):
     """A registry in a SQLite file shared by the processes of one host (see module doc)."""
 
     supports_commands: ClassVar[bool] = True
@@ -404,7 +402,7 @@ class EmbeddedRegistry(Registry):
 
     # ------------------------------------------------------------------ commands and agents
 
-    async def _watch(self, path: str, listener: CommandListener) -> None:
+    async def _watch_node(self, path: str, listener: CommandListener) -> None:
         view = self._commands.get(path)
         if view is None:
             try:
@@ -418,45 +416,21 @@ class EmbeddedRegistry(Registry):
                 self._force = True
         view.add(listener)
 
-    def _unwatch(self, path: str, listener: CommandListener) -> None:
+    async def _unwatch_node(self, path: str, listener: CommandListener) -> None:
         view = self._commands.get(path)
         if view is not None:
             view.remove(listener)
             if not view.listeners:
                 del self._commands[path]
 
-    async def _get(self, path: str) -> str | None:
+    async def _get_node(self, path: str) -> str | None:
         return await self._run(partial(self._store.get, path)) or None
 
-    async def _set(self, path: str, data: str | None) -> None:
+    async def _set_node(self, path: str, data: str | None) -> None:
         if data is None:
             await self._write(Batch(delete=[path]))
         else:
             await self._write(Batch(persistent={path: data}))
-
-    async def subscribe_command(self, group: str, listener: CommandListener) -> None:
-        await self._watch(command_path(group), listener)
-
-    async def unsubscribe_command(self, group: str, listener: CommandListener) -> None:
-        self._unwatch(command_path(group), listener)
-
-    async def subscribe_agent_command(self, application: str, listener: CommandListener) -> None:
-        await self._watch(agent_command_path(application), listener)
-
-    async def unsubscribe_agent_command(self, application: str, listener: CommandListener) -> None:
-        self._unwatch(agent_command_path(application), listener)
-
-    async def get_command(self, group: str) -> str | None:
-        return await self._get(command_path(group))
-
-    async def set_command(self, group: str, data: str | None) -> None:
-        await self._set(command_path(group), data)
-
-    async def get_agent_command(self, application: str) -> str | None:
-        return await self._get(agent_command_path(application))
-
-    async def set_agent_command(self, application: str, data: str | None) -> None:
-        await self._set(agent_command_path(application), data)
 
     async def register_agent(self, url: URL) -> None:
         path = agent_node_path(url)

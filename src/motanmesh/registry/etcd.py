@@ -51,16 +51,14 @@ from motanmesh.registry.base import (
     NODE_UNAVAILABLE_SERVER,
     CommandListener,
     CommandView,
+    NodeRegistry,
     NotifyListener,
     ProviderView,
     Registration,
     RegistrationStatus,
-    Registry,
     RegistryError,
     RegistryStatus,
-    agent_command_path,
     agent_node_path,
-    command_path,
     node_path,
     node_url,
     registrations_to_move,
@@ -318,7 +316,7 @@ def _seconds(url: URL, key: str, default: float) -> float:
     return value
 
 
-class EtcdRegistry(Registry):
+class EtcdRegistry(NodeRegistry):
     """A registry stored in etcd v3, reached through its JSON gateway (see module doc)."""
 
     supports_commands: ClassVar[bool] = True
@@ -731,14 +729,14 @@ class EtcdRegistry(Registry):
 
     # ------------------------------------------------------------------ commands and agents
 
-    async def _watch_command(self, path: str, listener: CommandListener) -> None:
+    async def _watch_node(self, path: str, listener: CommandListener) -> None:
         watch = self._commands.get(path)
         if watch is None:
             watch = self._commands[path] = _CommandWatch(path)
             await self._start_watch(watch)
         watch.view.add(listener)
 
-    async def _unwatch_command(self, path: str, listener: CommandListener) -> None:
+    async def _unwatch_node(self, path: str, listener: CommandListener) -> None:
         watch = self._commands.get(path)
         if watch is not None:
             watch.view.remove(listener)
@@ -746,39 +744,15 @@ class EtcdRegistry(Registry):
                 del self._commands[path]
                 await self._stop_watch(watch)
 
-    async def _get(self, path: str) -> str | None:
+    async def _get_node(self, path: str) -> str | None:
         nodes, _ = await self._range(path, prefix=False)
         return nodes.get(path) or None
 
-    async def _set(self, path: str, data: str | None) -> None:
+    async def _set_node(self, path: str, data: str | None) -> None:
         if data is None:
             await self._gateway.call("/v3/kv/deleterange", {"key": _b64(path)})
         else:
             await self._gateway.call("/v3/kv/put", {"key": _b64(path), "value": _b64(data)})
-
-    async def subscribe_command(self, group: str, listener: CommandListener) -> None:
-        await self._watch_command(command_path(group), listener)
-
-    async def unsubscribe_command(self, group: str, listener: CommandListener) -> None:
-        await self._unwatch_command(command_path(group), listener)
-
-    async def subscribe_agent_command(self, application: str, listener: CommandListener) -> None:
-        await self._watch_command(agent_command_path(application), listener)
-
-    async def unsubscribe_agent_command(self, application: str, listener: CommandListener) -> None:
-        await self._unwatch_command(agent_command_path(application), listener)
-
-    async def get_command(self, group: str) -> str | None:
-        return await self._get(command_path(group))
-
-    async def set_command(self, group: str, data: str | None) -> None:
-        await self._set(command_path(group), data)
-
-    async def get_agent_command(self, application: str) -> str | None:
-        return await self._get(agent_command_path(application))
-
-    async def set_agent_command(self, application: str, data: str | None) -> None:
-        await self._set(agent_command_path(application), data)
 
     async def register_agent(self, url: URL) -> None:
         path = agent_node_path(url)

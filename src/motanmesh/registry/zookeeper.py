@@ -74,15 +74,13 @@ from motanmesh.registry.base import (
     NODE_UNAVAILABLE_SERVER,
     CommandListener,
     CommandView,
+    NodeRegistry,
     NotifyListener,
     ProviderView,
     RegistrationStatus,
-    Registry,
     RegistryError,
     RegistryStatus,
-    agent_command_path,
     agent_node_path,
-    command_path,
     node_path,
     node_url,
     service_dir,
@@ -255,7 +253,7 @@ class _CommandWatch(_Watch):
     create: bool = True  # create the node on the first read when it is missing
 
 
-class ZookeeperRegistry(Registry):
+class ZookeeperRegistry(NodeRegistry):
     """A registry in ZooKeeper, compatible with motan-go and Java motan (see module doc)."""
 
     supports_commands: ClassVar[bool] = True
@@ -847,7 +845,7 @@ class ZookeeperRegistry(Registry):
 
     # ------------------------------------------------------------------ commands and agents
 
-    async def _watch_command(self, path: str, listener: CommandListener) -> None:
+    async def _watch_node(self, path: str, listener: CommandListener) -> None:
         self._require_started()
         watch = self._commands.get(path)
         if watch is None:
@@ -857,14 +855,14 @@ class ZookeeperRegistry(Registry):
                 await self._refresh_command(watch)
         watch.view.add(listener)
 
-    def _unwatch_command(self, path: str, listener: CommandListener) -> None:
+    async def _unwatch_node(self, path: str, listener: CommandListener) -> None:
         watch = self._commands.get(path)
         if watch is not None:
             watch.view.remove(listener)
             if not watch.view.listeners:
                 del self._commands[path]
 
-    async def _get(self, path: str) -> str | None:
+    async def _get_node(self, path: str) -> str | None:
         self._require_started()
         try:
             data, _stat = await self._zk(lambda c: c.get_async(path))
@@ -874,7 +872,7 @@ class ZookeeperRegistry(Registry):
             raise RegistryError(f"{self.name}: cannot read {path}: {_describe(err)}") from err
         return decode_node_data(data) or None
 
-    async def _set(self, path: str, data: str | None) -> None:
+    async def _set_node(self, path: str, data: str | None) -> None:
         self._require_started()
         try:
             if data is None:
@@ -890,30 +888,6 @@ class ZookeeperRegistry(Registry):
                     await self._zk(lambda c: c.set_async(path, raw))
         except (*_TRANSIENT, KazooException) as err:
             raise RegistryError(f"{self.name}: cannot write {path}: {_describe(err)}") from err
-
-    async def subscribe_command(self, group: str, listener: CommandListener) -> None:
-        await self._watch_command(command_path(group), listener)
-
-    async def unsubscribe_command(self, group: str, listener: CommandListener) -> None:
-        self._unwatch_command(command_path(group), listener)
-
-    async def subscribe_agent_command(self, application: str, listener: CommandListener) -> None:
-        await self._watch_command(agent_command_path(application), listener)
-
-    async def unsubscribe_agent_command(self, application: str, listener: CommandListener) -> None:
-        self._unwatch_command(agent_command_path(application), listener)
-
-    async def get_command(self, group: str) -> str | None:
-        return await self._get(command_path(group))
-
-    async def set_command(self, group: str, data: str | None) -> None:
-        await self._set(command_path(group), data)
-
-    async def get_agent_command(self, application: str) -> str | None:
-        return await self._get(agent_command_path(application))
-
-    async def set_agent_command(self, application: str, data: str | None) -> None:
-        await self._set(agent_command_path(application), data)
 
     async def register_agent(self, url: URL) -> None:
         self._require_started()

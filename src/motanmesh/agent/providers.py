@@ -20,7 +20,7 @@ from motanmesh.agent.router import peer_ip, signed_id
 from motanmesh.cluster.errors import call_error_response
 from motanmesh.config.values import service_proxy
 from motanmesh.sdk.service import ServiceRegistry
-from motanmesh.transport.endpoint import Endpoint, ReplyCallback
+from motanmesh.transport.endpoint import DEFAULT_CLIENT_CONNECTIONS, Endpoint, ReplyCallback
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.frame import FLAG_PROXY, M_PROCESS_TIME, M_REQUEST_ID, Frame
@@ -45,7 +45,7 @@ class Motan2Provider:
         address = host if host.startswith("unix:") else f"{host}:{target.port}"
         self.endpoint = Endpoint(
             address,
-            connections=max(1, url.get_int("clientConnection", 3)),
+            connections=max(1, url.get_int("clientConnection", DEFAULT_CLIENT_CONNECTIONS)),
             request_timeout=url.request_timeout_ms / 1000,
             connect_retry_interval=url.get_int("connectRetryInterval", 5000) / 1000,
             error_count_threshold=url.get_int("errorCountThreshold", 0),

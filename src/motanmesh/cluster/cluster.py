@@ -19,7 +19,7 @@ from motanmesh.cluster.ha import FailoverHa, HaStrategy, create_ha
 from motanmesh.cluster.patterns import PatternMode
 from motanmesh.registry.base import CommandListener, NotifyListener, Registry
 from motanmesh.registry.snapshot import SNAPSHOT_SOURCE, ReferSnapshot
-from motanmesh.transport.endpoint import Endpoint, Reply
+from motanmesh.transport.endpoint import DEFAULT_CLIENT_CONNECTIONS, Endpoint, Reply
 from motanmesh.url import URL
 from motanmesh.wire.frame import ERRTYPE_SERVICE, M_GROUP, Frame
 
@@ -84,7 +84,7 @@ def endpoint_for(refer: URL, provider: URL) -> Endpoint:
     max_tmo = refer.get_int("maxRequestTimeout", 0)
     return Endpoint(
         provider.address,
-        connections=max(1, refer.get_int("clientConnection", 3)),
+        connections=max(1, refer.get_int("clientConnection", DEFAULT_CLIENT_CONNECTIONS)),
         request_timeout=timeout,
         min_request_timeout=min_tmo / 1000 if min_tmo else None,
         max_request_timeout=max_tmo / 1000 if max_tmo else None,

@@ -44,7 +44,7 @@ from motanmesh.wire.frame import (
 )
 from motanmesh.wire.passthrough import forward
 
-__all__ = ["Endpoint", "Reply", "ReplyCallback", "parse_address"]
+__all__ = ["DEFAULT_CLIENT_CONNECTIONS", "Endpoint", "Reply", "ReplyCallback", "parse_address"]
 
 _log = logging.getLogger("motanmesh.transport")
 
@@ -52,6 +52,11 @@ _MAX_ID: Final = (1 << 64) - 1
 #: first reconnect delay after a failed attempt; doubles up to ``connect_retry_interval``
 _BACKOFF_START: Final = 0.1
 _PROVIDER_NOT_EXIST: Final = "provider not exist"
+
+#: connections per endpoint when ``clientConnection`` is not configured. One multiplexed
+#: connection lets a single-threaded agent write every request of a loop iteration in one
+#: syscall; more connections add no parallelism here (the Go agent's default is 3).
+DEFAULT_CLIENT_CONNECTIONS: Final = 1
 
 #: request timeouts are checked in slots this wide (a timeout fires up to this much late)
 TIMEOUT_RESOLUTION: Final = 0.005

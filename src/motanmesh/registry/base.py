@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import ClassVar, Self, TypeVar
+from typing import ClassVar, Protocol, Self, TypeVar
 
 from motanmesh.url import URL
 
@@ -60,6 +60,7 @@ __all__ = [
     "node_url",
     "registrations_to_move",
     "service_dir",
+    "statuses_of",
 ]
 
 log = logging.getLogger("motanmesh.registry")
@@ -290,6 +291,29 @@ def registrations_to_move(
     if reg is None or reg.url != url:
         reg = registrations[server] = Registration(url)
     return [reg]
+
+
+class _RegistrationLike(Protocol):
+    url: URL
+    status: RegistryStatus
+    err_msg: str
+
+
+def statuses_of(
+    registry: str, registrations: Iterable[_RegistrationLike]
+) -> list[RegistrationStatus]:
+    """``/registry/status`` rows for the registrations of one registry."""
+    return [
+        RegistrationStatus(
+            group=reg.url.group,
+            service=reg.url.path,
+            registry=registry,
+            status=reg.status,
+            err_msg=reg.err_msg,
+            is_check=reg.url.get_bool("check"),
+        )
+        for reg in registrations
+    ]
 
 
 class Registry(ABC):

@@ -59,6 +59,7 @@ from motanmesh.registry.base import (
     node_url,
     registrations_to_move,
     service_dir,
+    statuses_of,
 )
 from motanmesh.registry.sqlite_store import Batch, Row, Snapshot, SqliteStore
 from motanmesh.url import URL
@@ -335,17 +336,7 @@ class EmbeddedRegistry(NodeRegistry):
             reg.status, reg.err_msg = done, ""
 
     def status(self) -> list[RegistrationStatus]:
-        return [
-            RegistrationStatus(
-                group=reg.url.group,
-                service=reg.url.path,
-                registry=self.name,
-                status=reg.status,
-                err_msg=reg.err_msg,
-                is_check=reg.url.get_bool("check"),
-            )
-            for reg in self._registrations.values()
-        ]
+        return statuses_of(self.name, self._registrations.values())
 
     async def subscribe(self, url: URL, listener: NotifyListener) -> None:
         directory = service_dir(url.group, url.path)

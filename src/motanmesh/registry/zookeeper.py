@@ -84,6 +84,7 @@ from motanmesh.registry.base import (
     node_path,
     node_url,
     service_dir,
+    statuses_of,
 )
 from motanmesh.url import URL
 
@@ -779,17 +780,7 @@ class ZookeeperRegistry(NodeRegistry):
         await self._submit(steps, targets)
 
     def status(self) -> list[RegistrationStatus]:
-        return [
-            RegistrationStatus(
-                group=reg.url.group,
-                service=reg.url.path,
-                registry=self.name,
-                status=reg.status,
-                err_msg=reg.err_msg,
-                is_check=reg.url.get_bool("check"),
-            )
-            for reg in self._registrations.values()
-        ]
+        return statuses_of(self.name, self._registrations.values())
 
     async def subscribe(self, url: URL, listener: NotifyListener) -> None:
         self._require_started()

@@ -94,6 +94,9 @@ class FrameDecoder:
         limit = self.max_content_length
         strict = self.strict_metadata
         cache = self._meta_cache
+        # slices of bytes are bytes (one copy); a buffered bytearray is sliced through a view
+        # so that each part is copied once, not twice
+        data = buf if type(buf) is bytes else memoryview(buf)
         while True:
             avail = n - pos
             if avail < 4:
@@ -121,7 +124,7 @@ class FrameDecoder:
                 if n < end:
                     return pos
                 if mlen:
-                    raw_meta = bytes(buf[pos + 17 : blen_at])
+                    raw_meta = bytes(data[pos + 17 : blen_at])
                     cached = cache.get(raw_meta)
                     if cached is not None:
                         meta = cached.copy()
@@ -145,7 +148,7 @@ class FrameDecoder:
                         ser >> 3,
                         rid,
                         meta,
-                        bytes(buf[blen_at + 4 : end]),
+                        bytes(data[blen_at + 4 : end]),
                         VERSION_V2,
                         raw_meta,
                     )
@@ -163,7 +166,7 @@ class FrameDecoder:
                 end = pos + V1_HEADER_SIZE + length
                 if n < end:
                     return pos
-                out.append(parse_v1_frame(bytes(buf[pos:end])))
+                out.append(parse_v1_frame(bytes(data[pos:end])))
                 pos = end
             else:
                 raise UnsupportedVersionError(version)

@@ -23,7 +23,7 @@ from motanmesh import __version__
 from motanmesh.agent.dispatcher import Provider, ServerDispatcher
 from motanmesh.agent.providers import create_provider, register_provider
 from motanmesh.agent.router import ClientRouter
-from motanmesh.cluster.cluster import Cluster
+from motanmesh.cluster.cluster import ENDPOINT_CLOSE_DELAY, Cluster
 from motanmesh.cluster.commands_live import SwitcherCommands
 from motanmesh.config.errors import ConfigError
 from motanmesh.config.loader import load_config
@@ -87,6 +87,8 @@ class Agent:
         self.drain_seconds = float(a.params.get("drainTime", DEFAULT_DRAIN_SECONDS))
         self._stopped = asyncio.Event()
         self._draining = False
+        #: clusters of refers removed by a reload, closed after a grace period
+        self._retired: dict[asyncio.Future[None], Cluster] = {}
 
     # ------------------------------------------------------------------ paths
 
@@ -379,8 +381,11 @@ class Agent:
         self.clusters = keep
         await self._start_clusters(fresh)
         self.config = _replace_refers(self.config, config.refers)
+        # the router no longer sees the removed refers; their calls in flight may finish
         for cluster in stale:
-            await cluster.close()
+            task = asyncio.ensure_future(_close_later(cluster, ENDPOINT_CLOSE_DELAY))
+            self._retired[task] = cluster
+            task.add_done_callback(self._retired.pop)
         return {rid: c.refer.to_ext_info() for rid, c in self.clusters.items()}
 
     # ------------------------------------------------------------------ stop
@@ -403,7 +408,9 @@ class Agent:
         for provider in self.providers:
             with contextlib.suppress(Exception):
                 await provider.close()
-        for cluster in list(self.clusters.values()):
+        for task in list(self._retired):
+            task.cancel()
+        for cluster in [*self.clusters.values(), *self._retired.values()]:
             with contextlib.suppress(Exception):
                 await cluster.close()
         if self.snapshots is not None:
@@ -436,6 +443,11 @@ def _http_provider(url: URL, *, http_service: dict[str, Any]) -> Provider:
     from motanmesh.agent.http_provider import HttpProvider  # noqa: PLC0415
 
     return HttpProvider(url, http_service=http_service)
+
+
+async def _close_later(cluster: Cluster, delay: float) -> None:
+    await asyncio.sleep(delay)
+    await cluster.close()
 
 
 def reload_config(current: Config) -> Config:

@@ -405,3 +405,17 @@ async def test_coming_back_after_unregister_clears_the_tombstone(
     await server.close()  # now it vanishes: that must not look like an unregister
     await client.refresh()
     assert seen.ports() == [[8001], [], [8001]]
+
+
+async def test_the_file_s_directory_is_created(tmp_path: Path) -> None:
+    db = tmp_path / "not" / "yet" / "registry.db"
+    registry = EmbeddedRegistry(embedded_url(db))
+    await registry.start()
+    try:
+        provider = URL("motan2", "127.0.0.1", 9982, "a.B", "g")
+        await registry.register(provider)
+        await registry.available(provider)
+        assert db.exists()
+        assert await registry.discover(provider) == [provider]
+    finally:
+        await registry.close()

@@ -7,6 +7,7 @@ half-way. Each ``sqlite3.Error`` becomes a ``RegistryError`` naming the file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -100,9 +101,15 @@ class SqliteStore:
             raise self._error(what, err) from err
 
     def open(self) -> None:
-        """Open (or create) the file and its tables; ``RegistryError`` if it is unusable."""
+        """Open (or create, with its directory) the file and its tables; ``RegistryError``
+        if it is unusable."""
         try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.file)), exist_ok=True)
             conn = sqlite3.connect(self.file, timeout=self.busy_timeout, isolation_level=None)
+        except OSError as err:
+            raise RegistryError(
+                f"embedded registry {self.file}: cannot create its directory: {err}"
+            ) from err
         except sqlite3.Error as err:
             raise self._error("cannot open the database", err) from err
         try:

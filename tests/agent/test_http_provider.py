@@ -21,7 +21,7 @@ from motanmesh.agent.http_provider import (
 )
 from motanmesh.agent.providers import ProviderError
 from motanmesh.transport.endpoint import Endpoint
-from motanmesh.transport.server import MotanServer, ServerConnection
+from motanmesh.transport.server import MotanServer, ServerConnection, host_of
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
     ERRTYPE_SERVICE,
@@ -152,6 +152,7 @@ async def call(provider: HttpProvider, frame: Frame, peer: str = PEER) -> Frame:
     answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
     conn = ServerConnection(MotanServer(provider))
     conn.peer = peer
+    conn.peer_host = host_of(peer)
     provider(frame, answer.set_result, conn)  # a second answer would raise InvalidStateError
     return parse_frame(await asyncio.wait_for(answer, 10))
 

@@ -68,7 +68,6 @@ import yarl
 from multidict import CIMultiDict
 
 from motanmesh.agent.providers import ProviderError
-from motanmesh.agent.router import peer_ip
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
@@ -353,7 +352,7 @@ class HttpProvider:
                 raise _CallError(E_UNAVAILABLE, "http provider is closed")
             ser = get_serialization(frame.serialization)
             args = self._arguments(frame, ser)
-            method, url, headers, body = self._build(frame, args, peer_ip(conn.peer))
+            method, url, headers, body = self._build(frame, args, conn.peer_host)
         except _CallError as f:
             respond(_error(frame, start, f.code, str(f)))
             return

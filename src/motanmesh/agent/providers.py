@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, Final
 
 from motanmesh.agent.dispatcher import Provider
-from motanmesh.agent.router import peer_ip, signed_id
+from motanmesh.agent.router import signed_id
 from motanmesh.cluster.errors import call_error_response
 from motanmesh.config.values import service_proxy
 from motanmesh.sdk.service import ServiceRegistry
@@ -61,7 +61,7 @@ class Motan2Provider:
 
     def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
         meta = frame.metadata
-        ip = peer_ip(conn.peer)
+        ip = conn.peer_host
         changes = {_X_FORWARDED_FOR: ip}
         if "host" not in meta:
             changes["host"] = ip

@@ -41,11 +41,6 @@ def signed_id(request_id: int) -> str:
     return str(request_id - (1 << 64) if request_id & _SIGN_BIT else request_id)
 
 
-def peer_ip(peer: str) -> str:
-    host = peer.rsplit(":", 1)[0] if ":" in peer else peer
-    return host.strip("[]")
-
-
 class ClientRouter:
     """Transport request handler for the client-side port."""
 
@@ -99,7 +94,7 @@ class ClientRouter:
             )
             return
         meta = frame.metadata
-        changes: dict[str, str] = {"host": peer_ip(conn.peer)}
+        changes: dict[str, str] = {"host": conn.peer_host}
         if M_REQUEST_ID not in meta:
             changes[M_REQUEST_ID] = signed_id(frame.request_id)
         if not meta.get(M_SOURCE):

@@ -55,11 +55,7 @@ class ProviderEndpoint:
     def request(
         self, frame: Frame, changes: dict[str, str] | None = None, timeout: float | None = None
     ) -> asyncio.Future[Frame]:
-        if changes:
-            merged = dict(changes)
-            merged.update(self._group)
-            return self.endpoint.request(frame, merged, timeout)
-        return self.endpoint.request(frame, self._group, timeout)
+        return self.endpoint.request(frame, self._with_group(changes), timeout)
 
     def send(
         self,
@@ -69,12 +65,14 @@ class ProviderEndpoint:
         timeout: float | None = None,
     ) -> None:
         """:meth:`request` with the outcome going to ``reply`` (no Future on the hot path)."""
-        if changes:
-            merged = dict(changes)
-            merged.update(self._group)
-            self.endpoint.send(frame, reply, merged, timeout)
-        else:
-            self.endpoint.send(frame, reply, self._group, timeout)
+        self.endpoint.send(frame, reply, self._with_group(changes), timeout)
+
+    def _with_group(self, changes: dict[str, str] | None) -> dict[str, str]:
+        """The caller's changes plus ``M_g`` (a new dict: one changes dict may go to
+        endpoints of several groups)."""
+        if not changes:
+            return self._group
+        return {**changes, **self._group}
 
 
 def endpoint_for(refer: URL, provider: URL) -> Endpoint:

@@ -72,6 +72,12 @@ def format_address(addr: object) -> str:
     return str(addr) if addr else ""
 
 
+def host_of(address: str) -> str:
+    """The host of ``ip:port`` / ``[ip]:port`` (a unix path is returned as it is)."""
+    host = address.rsplit(":", 1)[0] if ":" in address else address
+    return host.strip("[]")
+
+
 class ServerConnection(asyncio.Protocol):
     """One accepted connection of a :class:`MotanServer`."""
 
@@ -91,6 +97,7 @@ class ServerConnection(asyncio.Protocol):
         "in_flight",
         "local",
         "peer",
+        "peer_host",
         "reading_paused",
         "respond",
     )
@@ -114,6 +121,8 @@ class ServerConnection(asyncio.Protocol):
         self.in_flight = 0
         #: the remote address: ``ip:port``, or the socket path for unix connections
         self.peer = ""
+        #: the peer's IP (the unix path for unix sockets), for metadata such as ``host``
+        self.peer_host = ""
         #: the local address: ``ip:port`` or the socket path
         self.local = ""
         #: True while reading is paused because the peer does not read its responses
@@ -129,6 +138,7 @@ class ServerConnection(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         self.local = format_address(local)
         self.peer = format_address(transport.get_extra_info("peername")) or self.local
+        self.peer_host = host_of(self.peer)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

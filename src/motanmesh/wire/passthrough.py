@@ -31,22 +31,22 @@ def forward(
     Edits made to ``frame.metadata`` after decoding are not seen: pass them as ``changes``.
     Empty values in ``changes`` are skipped, as the encoder always does.
     """
-    raw = frame.raw_metadata if frame.raw_metadata or not frame.metadata else None
-    if raw is None:  # a locally built frame: encode its metadata with the changes
+    raw = frame.raw_metadata
+    extra = b""
+    if not raw and frame.metadata:  # a locally built frame: encode its metadata with changes
         merged = dict(frame.metadata)
         if changes:
             merged.update(changes)
-        meta = encode_metadata(merged)
+        raw = encode_metadata(merged)
     elif changes:
         current = frame.metadata
-        added: list[str] = []
+        added = ""  # "\nkey\nvalue" for each new pair
         replaced = False
         for k, v in changes.items():
             old = current.get(k)
             if old is None:
                 if k and v and "\n" not in k and "\n" not in v:
-                    added.append(k)
-                    added.append(v)
+                    added = f"{added}\n{k}\n{v}"
             elif old != v:
                 replaced = True
                 break
@@ -56,14 +56,9 @@ def forward(
             # would shift the pairing, so encode the merged metadata.
             merged = dict(current)
             merged.update(changes)
-            meta = encode_metadata(merged)
+            raw = encode_metadata(merged)
         elif added:
-            extra = "\n".join(added).encode("utf-8", "surrogateescape")
-            meta = raw + b"\n" + extra if raw else extra
-        else:
-            meta = raw
-    else:
-        meta = raw
+            extra = (added if raw else added[1:]).encode("utf-8", "surrogateescape")
     body = frame.body
     return b"".join(
         (
@@ -73,9 +68,10 @@ def forward(
                 (frame.version << 3) | frame.status,
                 frame.serialization << 3,
                 request_id,
-                len(meta),
+                len(raw) + len(extra),
             ),
-            meta,
+            raw,
+            extra,
             _pack_u32(len(body)),
             body,
         )

@@ -33,6 +33,7 @@ from motanmesh.demo.service import DEMO_GROUP, DEMO_SERVICE, demo_registry
 from motanmesh.registry.base import RegistrationStatus, RegistryStatus
 from motanmesh.sdk import MotanClient, ServiceServer
 from motanmesh.url import URL
+from motanmesh.wire import compiled_modules
 
 DYN_GROUP = "dyn-group"
 EMBEDDED_NAME = "embedded://:0"  # protocol://host:port of the embedded registry URL
@@ -294,6 +295,7 @@ async def test_runtime_info(agent: Agent, http: aiohttp.ClientSession) -> None:
     assert basic["pid"] > 0
     assert basic["rssMemory"] > 0
     assert isinstance(basic["startTime"], str)
+    assert basic["compiledWireModules"] == compiled_modules()
 
     status, doc = await fetch_json(http, agent, "/runtime/info?keys=basic,nonsense")
     assert status == 200

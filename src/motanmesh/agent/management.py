@@ -63,6 +63,7 @@ from motanmesh.agent.agent import (
 from motanmesh.agent.http_server import HttpRequest, HttpResponse, HttpServer
 from motanmesh.registry.base import RegistrationStatus, RegistryStatus
 from motanmesh.url import URL
+from motanmesh.wire import compiled_modules
 
 __all__ = [
     "MUTATING_PATHS",
@@ -524,6 +525,7 @@ class ManagementServer:
             "rssMemory": _rss_bytes() >> 20,
             "pid": os.getpid(),
             "version": VERSION,
+            "compiledWireModules": compiled_modules(),
         }
 
     # ------------------------------------------------------------------ switchers

@@ -2,7 +2,14 @@
 
 Sans-I/O: bytes in, frames and values out, and back. No asyncio, no sockets, no logging.
 Everything it refuses is a :class:`WireError`.
+
+The modules on the request path (:data:`COMPILED_MODULES`) are compiled to C extensions by
+mypyc when the package is installed with a C compiler at hand (``setup.py``); otherwise they
+run interpreted, with the same behaviour.
 """
+
+import sys
+from typing import Final
 
 from motanmesh.wire.decoder import FrameDecoder
 from motanmesh.wire.errors import (
@@ -46,7 +53,22 @@ from motanmesh.wire.passthrough import forward
 from motanmesh.wire.serialization import Serialization, get_serialization
 from motanmesh.wire.v1 import V1Frame, V1Request, parse_v1_request
 
+#: the modules ``setup.py`` compiles with mypyc
+COMPILED_MODULES: Final = ("frame", "decoder", "passthrough")
+
+
+def compiled_modules() -> list[str]:
+    """Which of :data:`COMPILED_MODULES` run as compiled extensions in this process."""
+    out = []
+    for name in COMPILED_MODULES:
+        path = getattr(sys.modules[f"motanmesh.wire.{name}"], "__file__", "") or ""
+        if not path.endswith(".py"):
+            out.append(name)
+    return out
+
+
 __all__ = [
+    "COMPILED_MODULES",
     "DEFAULT_MAX_CONTENT_LENGTH",
     "FLAG_GZIP",
     "FLAG_HEARTBEAT",
@@ -71,6 +93,7 @@ __all__ = [
     "V1Request",
     "WireError",
     "answer_heartbeat",
+    "compiled_modules",
     "decode_metadata",
     "encode_frame",
     "encode_metadata",

@@ -10,7 +10,12 @@ For each path and concurrency (default c = 1, 16, 64) it prints motanload's JSON
 the ratio to ``direct`` at the same concurrency, plus the resident memory of each agent after
 the load. Build the tools first: ``../shared/tools/build.sh "$PWD/.tools"``.
 
+``--builds installed,interpreted`` runs a second pair of agents on the interpreted wire modules
+(the sources without their mypyc extensions), so the compiled codec's effect is a ratio within
+one run; their paths are named ``server/interpreted`` and ``mesh/interpreted``.
+
     python benchmarks/bench_agent.py [--seconds 5] [--rounds 2] [--conc 1,16,64] [--tools .tools]
+        [--builds installed[,interpreted]]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from builds import interpreted_env
 
 SERVICE = "com.weibo.motan.demo.service.MotanDemoService"
 GROUP = "motan-demo-rpc"
@@ -55,6 +63,7 @@ def rss_mb(pid: int) -> float:
 
 
 def configs(work: Path, echo: int, ports: dict[str, int]) -> tuple[Path, Path]:
+    work.mkdir(parents=True, exist_ok=True)
     registry = work / "registry.db"
     server = work / "server.yaml"
     server.write_text(f"""\
@@ -102,42 +111,58 @@ def load(tools: Path, addr: str, conc: int, seconds: float) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def start_agents(
+    work: Path, echo: int, env: dict[str, str] | None, procs: list[subprocess.Popen[bytes]]
+) -> tuple[dict[str, str], subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """A server agent and a client agent in front of ``echo``; their listening addresses."""
+    ports = {k: free_port() for k in ("s_port", "s_mport", "export", "c_port", "c_mport")}
+    server_cfg, client_cfg = configs(work, echo, ports)
+    agent = [sys.executable, "-m", "motanmesh.cli", "agent", "-log_level", "warning", "-c"]
+    server = subprocess.Popen([*agent, str(server_cfg)], stdout=subprocess.DEVNULL, env=env)
+    procs.append(server)
+    wait_port(ports["s_mport"])
+    import urllib.request  # noqa: PLC0415
+
+    urllib.request.urlopen(f"http://127.0.0.1:{ports['s_mport']}/200", timeout=5).read()
+    client = subprocess.Popen([*agent, str(client_cfg)], stdout=subprocess.DEVNULL, env=env)
+    procs.append(client)
+    wait_port(ports["c_port"])
+    paths = {"server": f"127.0.0.1:{ports['export']}", "mesh": f"127.0.0.1:{ports['c_port']}"}
+    return paths, server, client
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--conc", default="1,16,64")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; best kept")
     parser.add_argument("--tools", default=".tools")
+    parser.add_argument("--builds", default="installed", help="installed[,interpreted]")
     args = parser.parse_args()
     tools = Path(args.tools).resolve()
     if not (tools / "motanload").exists():
         print(f"build the tools first: ../shared/tools/build.sh {tools}", file=sys.stderr)
         return 2
     concs = [int(c) for c in args.conc.split(",")]
+    builds = args.builds.split(",")
+    if not set(builds) <= {"installed", "interpreted"}:
+        print(f"unknown build in {args.builds!r}", file=sys.stderr)
+        return 2
     work = Path(tempfile.mkdtemp(prefix="motanmesh-bench-"))
     echo = free_port()
-    ports = {k: free_port() for k in ("s_port", "s_mport", "export", "c_port", "c_mport")}
-    server_cfg, client_cfg = configs(work, echo, ports)
     procs: list[subprocess.Popen[bytes]] = []
-    agent = [sys.executable, "-m", "motanmesh.cli", "agent", "-log_level", "warning", "-c"]
+    agents: dict[str, tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]] = {}
     try:
         procs.append(subprocess.Popen([str(tools / "motanecho"), "-addr", f"127.0.0.1:{echo}"]))
         wait_port(echo)
-        server = subprocess.Popen([*agent, str(server_cfg)], stdout=subprocess.DEVNULL)
-        procs.append(server)
-        wait_port(ports["s_mport"])
-        import urllib.request  # noqa: PLC0415
-
-        urllib.request.urlopen(f"http://127.0.0.1:{ports['s_mport']}/200", timeout=5).read()
-        client = subprocess.Popen([*agent, str(client_cfg)], stdout=subprocess.DEVNULL)
-        procs.append(client)
-        wait_port(ports["c_port"])
+        paths = {"direct": f"127.0.0.1:{echo}"}
+        for build in builds:
+            env = interpreted_env(work / "pure") if build == "interpreted" else None
+            suffix = "" if build == "installed" else f"/{build}"
+            started, server, client = start_agents(work / build, echo, env, procs)
+            agents[build] = (server, client)
+            paths.update({f"{name}{suffix}": addr for name, addr in started.items()})
         time.sleep(1.5)
-        paths = {
-            "direct": f"127.0.0.1:{echo}",
-            "server": f"127.0.0.1:{ports['export']}",
-            "mesh": f"127.0.0.1:{ports['c_port']}",
-        }
         print(
             f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.seconds:g} s/point, "
             f"best of {args.rounds} interleaved rounds"
@@ -149,9 +174,10 @@ def main() -> int:
                     r = load(tools, addr, conc, args.seconds)
                     if (name, conc) not in best or r["rps"] > best[(name, conc)]["rps"]:
                         best[(name, conc)] = r
+        width = max(len(name) for name in paths)
         print(
-            f"{'path':8s} {'c':>3s} {'rps':>9s} {'ratio':>6s} {'p50 ms':>7s} {'p99 ms':>7s} "
-            f"{'errors':>6s}"
+            f"{'path':{width}s} {'c':>3s} {'rps':>9s} {'ratio':>6s} {'p50 ms':>7s} "
+            f"{'p99 ms':>7s} {'errors':>6s}"
         )
         for conc in concs:
             base = best[("direct", conc)]["rps"]
@@ -159,14 +185,15 @@ def main() -> int:
                 r = best[(name, conc)]
                 errs = r["errors"] + r["exceptions"]
                 print(
-                    f"{name:8s} {conc:3d} {r['rps']:9.0f} {r['rps'] / base:6.3f} "
+                    f"{name:{width}s} {conc:3d} {r['rps']:9.0f} {r['rps'] / base:6.3f} "
                     f"{r['p50_ms']:7.3f} {r['p99_ms']:7.3f} {errs:6d}",
                     flush=True,
                 )
-        print(
-            f"resident memory: server agent {rss_mb(server.pid):.1f} MB, "
-            f"client agent {rss_mb(client.pid):.1f} MB"
-        )
+        for build, (server, client) in agents.items():
+            print(
+                f"resident memory ({build}): server agent {rss_mb(server.pid):.1f} MB, "
+                f"client agent {rss_mb(client.pid):.1f} MB"
+            )
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -175,6 +202,7 @@ def main() -> int:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -11,16 +11,31 @@ Cases (a typical request: 5 metadata keys, a 100-byte simple body holding one st
 
 Usage: ``python benchmarks/bench_wire.py [--seconds S] [--rounds N]``: each case runs for ``S``
 seconds in all, split into ``N`` rounds that alternate between the cases; the best round of each
-case is printed.
+case is printed, with the wire modules that ran compiled (mypyc).
+
+``--builds installed,interpreted`` measures the installed build against the interpreted one
+(the same sources without their compiled extensions) within one run: each round runs one child
+process per build, in turn, and the best round of each case and build is printed with the
+ratio of the two.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from builds import interpreted_env
+
+from motanmesh.wire import compiled_modules
 from motanmesh.wire.decoder import FrameDecoder
 from motanmesh.wire.frame import FLAG_PROXY, Frame, encode_frame, parse_frame, request_frame
 from motanmesh.wire.passthrough import forward
@@ -151,15 +166,61 @@ def check() -> None:
     assert SIMPLE.decode_multi(back.body) == ["x" * 95]
 
 
+def compare_builds(seconds: float, rounds: int) -> None:
+    """Best rate per case of the installed and the interpreted build, rounds alternating."""
+    work = Path(tempfile.mkdtemp(prefix="motanmesh-bench-wire-"))
+    try:
+        envs = {"installed": dict(os.environ), "interpreted": interpreted_env(work)}
+        best: dict[str, list[float]] = {build: [0.0] * len(CASES) for build in envs}
+        for _ in range(rounds):
+            for build, env in envs.items():
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--seconds",
+                        str(seconds / rounds),
+                        "--rounds",
+                        "1",
+                        "--json",
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+                rates = json.loads(out)
+                best[build] = [max(a, b) for a, b in zip(best[build], rates, strict=True)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"python {platform.python_version()} on {platform.machine()}, frame {len(RAW)} bytes")
+    print(f"installed build compiles: {', '.join(compiled_modules()) or 'nothing'}")
+    print(f"{'case':<26} {'installed/s':>12} {'interpreted/s':>14} {'ratio':>6}")
+    for i, (name, _) in enumerate(CASES):
+        a, b = best["installed"][i], best["interpreted"][i]
+        print(f"{name:<26} {a:>12,.0f} {b:>14,.0f} {a / b:>6.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="time per case")
     parser.add_argument("--rounds", type=int, default=15, help="rounds per case; the best is shown")
+    parser.add_argument("--builds", default="installed", help="installed[,interpreted]")
+    parser.add_argument("--json", action="store_true", help="print the rates as one JSON list")
     args = parser.parse_args(argv)
     check()
-    print(f"python {platform.python_version()} on {platform.machine()}, frame {len(RAW)} bytes")
-    print(f"{'case':<26} {'frames/s':>12} {'us/frame':>10}")
+    if args.builds == "installed,interpreted":
+        compare_builds(args.seconds, args.rounds)
+        return 0
+    if args.builds != "installed":
+        parser.error("--builds is installed or installed,interpreted")
     rates = measure([make() for _, make in CASES], args.seconds, args.rounds)
+    if args.json:
+        print(json.dumps(rates))
+        return 0
+    print(f"python {platform.python_version()} on {platform.machine()}, frame {len(RAW)} bytes")
+    print(f"compiled: {', '.join(compiled_modules()) or 'nothing'}")
+    print(f"{'case':<26} {'frames/s':>12} {'us/frame':>10}")
     for (name, _), rate in zip(CASES, rates, strict=True):
         print(f"{name:<26} {rate:>12,.0f} {1e6 / rate:>10.2f}")
     return 0

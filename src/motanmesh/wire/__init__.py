@@ -62,7 +62,7 @@ def compiled_modules() -> list[str]:
     out = []
     for name in COMPILED_MODULES:
         path = getattr(sys.modules[f"motanmesh.wire.{name}"], "__file__", "") or ""
-        if not path.endswith(".py"):
+        if not path.endswith((".py", ".pyc")):
             out.append(name)
     return out
 

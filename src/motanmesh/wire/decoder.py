@@ -28,6 +28,8 @@ from motanmesh.wire.frame import (
 )
 from motanmesh.wire.v1 import V1_HEADER_SIZE, V1Frame, parse_v1_frame
 
+#: the fixed header (13 bytes) and the metadata length (4 bytes)
+_HEAD_SIZE: Final = 17
 _META_CACHE_SIZE: Final = 64
 
 
@@ -121,7 +123,7 @@ class FrameDecoder:
             vs = buf[pos + 3]
             version = vs >> 3
             if version == VERSION_V2:
-                if avail < 17:
+                if avail < _HEAD_SIZE:
                     return pos
                 mlen = (
                     (buf[pos + 13] << 24)
@@ -131,7 +133,7 @@ class FrameDecoder:
                 )
                 if mlen > limit:
                     raise FrameTooLargeError("metadata", mlen, limit, _request_id(buf, pos))
-                blen_at = pos + 17 + mlen
+                blen_at = pos + _HEAD_SIZE + mlen
                 if n < blen_at + 4:
                     self._need = blen_at + 4 - pos
                     return pos
@@ -148,7 +150,7 @@ class FrameDecoder:
                     self._need = end - pos
                     return pos
                 if mlen:
-                    raw_meta = buf[pos + 17 : blen_at]
+                    raw_meta = buf[pos + _HEAD_SIZE : blen_at]
                     cached = cache.get(raw_meta)
                     meta = cached.copy() if cached is not None else self._metadata(raw_meta)
                 else:

@@ -21,11 +21,8 @@ one run; their paths are named ``server/interpreted`` and ``mesh/interpreted``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,33 +30,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from builds import interpreted_env
-
-SERVICE = "com.weibo.motan.demo.service.MotanDemoService"
-GROUP = "motan-demo-rpc"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+from harness import (
+    GROUP,
+    SERVICE,
+    free_port,
+    interpreted_env,
+    motanload,
+    rss_mb,
+    stop,
+    wait_port,
+)
 
 
 def configs(work: Path, echo: int, ports: dict[str, int]) -> tuple[Path, Path]:
@@ -83,32 +63,6 @@ motan-refer:
   echo: {{registry: local, path: {SERVICE}, group: {GROUP}, requestTimeout: 3000}}
 """)
     return server, client
-
-
-def load(tools: Path, addr: str, conc: int, seconds: float) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            str(tools / "motanload"),
-            "-addr",
-            addr,
-            "-c",
-            str(conc),
-            "-d",
-            f"{seconds}s",
-            "-size",
-            "16",
-            "-path",
-            SERVICE,
-            "-method",
-            "hello",
-            "-group",
-            GROUP,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def start_agents(
@@ -171,7 +125,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for conc in concs:
                 for name, addr in paths.items():
-                    r = load(tools, addr, conc, args.seconds)
+                    r = motanload(tools, addr, conc, args.seconds)
                     if (name, conc) not in best or r["rps"] > best[(name, conc)]["rps"]:
                         best[(name, conc)] = r
         width = max(len(name) for name in paths)
@@ -195,13 +149,7 @@ def main() -> int:
                 f"client agent {rss_mb(client.pid):.1f} MB"
             )
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(reversed(procs))
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -10,42 +10,12 @@ concurrency is printed. Build the tools first: ``../shared/tools/build.sh "$PWD/
 from __future__ import annotations
 
 import argparse
-import json
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-SERVICE = "com.weibo.motan.demo.service.MotanDemoService"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def load(tools: Path, port: int, conc: int, seconds: float) -> dict[str, Any]:
-    out = subprocess.run(
-        [str(tools / "motanload"), "-addr", f"127.0.0.1:{port}", "-c", str(conc),
-         "-d", f"{seconds}s", "-size", "16", "-path", SERVICE, "-method", "hello",
-         "-group", "motan-demo-rpc"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return dict(json.loads(out.strip().splitlines()[-1]))
+from harness import free_port, motanload, stop, wait_port
 
 
 def main() -> int:
@@ -74,7 +44,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for conc in (int(c) for c in args.conc.split(",")):
                 for name, port in (("go echo", echo), ("python demo", demo)):
-                    r = load(tools, port, conc, args.seconds)
+                    r = motanload(tools, f"127.0.0.1:{port}", conc, args.seconds)
                     key = (name, conc)
                     if key not in best or r["rps"] > best[key]["rps"]:
                         best[key] = r
@@ -84,13 +54,7 @@ def main() -> int:
             print(f"{name:12s} {conc:3d} {r['rps']:9.0f} {ratio:6.3f} {r['p50_ms']:7.3f} "
                   f"{r['p99_ms']:7.3f}")  # fmt: skip
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
     return 0
 
 

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from builds import interpreted_env
+from harness import interpreted_env
 
 from motanmesh.wire import compiled_modules
 from motanmesh.wire.decoder import FrameDecoder

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from motanmesh import __version__
 from motanmesh.agent.dispatcher import Provider, ServerDispatcher
+from motanmesh.agent.filtering import with_filters
 from motanmesh.agent.providers import create_provider, register_provider
 from motanmesh.agent.router import ClientRouter
 from motanmesh.cluster.cluster import ENDPOINT_CLOSE_DELAY, Cluster
@@ -29,6 +30,8 @@ from motanmesh.config.errors import ConfigError
 from motanmesh.config.loader import load_config
 from motanmesh.config.model import Config
 from motanmesh.config.overrides import apply_overrides
+from motanmesh.filters.base import FilterContext
+from motanmesh.filters.chain import resolve_filters
 from motanmesh.registry.base import Registry
 from motanmesh.registry.factory import create_registry
 from motanmesh.registry.snapshot import IdcGroups, SnapshotStore
@@ -63,6 +66,15 @@ class Agent:
             self.switchers.register(name, value)
         #: switcher commands from the registry, over ``switchers`` (shared by every cluster)
         self.switcher_commands = SwitcherCommands(self.switchers)
+        #: what the filters of every refer and service share
+        self.filter_context = FilterContext(
+            application=self.application,
+            switchers=self.switchers,
+            local_ip=self.local_ip,
+            default_filter=list(a.default_filter),
+            global_filter=list(a.global_filter),
+            params=dict(a.params),
+        )
         #: the agent command (``/motan/agent/<application>/command``) last received
         self.agent_command: str | None = None
         self.registries: dict[str, Registry] = {}
@@ -190,6 +202,7 @@ class Agent:
                 self._registries_of(refer, "motan-refer"),
                 local_ip=self.local_ip,
                 switchers=self.switcher_commands,
+                filters=resolve_filters(refer, self.filter_context),
             )
             if self.snapshots is not None:
                 cluster.snapshot = self.snapshots.for_refer(refer, cluster.registries)
@@ -234,7 +247,7 @@ class Agent:
         """Export one service on its port and register it (as unavailable, or available
         when the agent's status is 200). Returns the registered URL."""
         try:
-            provider = create_provider(url)
+            provider = with_filters(create_provider(url), url, self.filter_context)
         except Exception as e:
             raise AgentError(f"{what}: {e}") from e
         port = url.port or self.config.agent.eport
@@ -422,6 +435,8 @@ class Agent:
                 if registry is not None:
                     with contextlib.suppress(Exception):
                         await registry.unregister(url)
+        with contextlib.suppress(Exception):
+            await self.filter_context.close()
         if self.management is not None:
             with contextlib.suppress(Exception):
                 await self.management.close()

@@ -17,9 +17,16 @@ from motanmesh.cluster.errors import error_response
 from motanmesh.cluster.group_weights import GroupWeightedLoadBalancer
 from motanmesh.cluster.ha import FailoverHa, HaStrategy, create_ha
 from motanmesh.cluster.patterns import PatternMode
+from motanmesh.filters.base import ROLE_CLIENT, Call, Filter, Handler
+from motanmesh.filters.chain import FilterSet, build_chain
 from motanmesh.registry.base import CommandListener, NotifyListener, Registry
 from motanmesh.registry.snapshot import SNAPSHOT_SOURCE, ReferSnapshot
-from motanmesh.transport.endpoint import DEFAULT_CLIENT_CONNECTIONS, Endpoint, Reply
+from motanmesh.transport.endpoint import (
+    DEFAULT_CLIENT_CONNECTIONS,
+    Endpoint,
+    Reply,
+    ReplyCallback,
+)
 from motanmesh.url import URL
 from motanmesh.wire.frame import ERRTYPE_SERVICE, M_GROUP, Frame
 
@@ -34,15 +41,25 @@ class ProviderEndpoint:
     """A transport endpoint bound to its provider URL.
 
     Every request it sends carries ``M_g`` = the provider's group, so the remote server agent
-    finds ``group_path`` whichever group the caller asked for.
+    finds ``group_path`` whichever group the caller asked for. With endpoint filters, each
+    attempt runs through them (:class:`~motanmesh.filters.base.Call` with the provider's
+    address as ``peer``).
     """
 
-    __slots__ = ("_group", "endpoint", "url")
+    __slots__ = ("_chain", "_group", "_refer", "endpoint", "url")
 
-    def __init__(self, url: URL, endpoint: Endpoint) -> None:
+    def __init__(
+        self,
+        url: URL,
+        endpoint: Endpoint,
+        refer: URL | None = None,
+        filters: Sequence[Filter] = (),
+    ) -> None:
         self.url = url
         self.endpoint = endpoint
         self._group = {M_GROUP: url.group} if url.group else {}
+        self._refer = refer or url
+        self._chain: Handler | None = build_chain(filters, self._deliver) if filters else None
 
     @property
     def available(self) -> bool:
@@ -55,7 +72,11 @@ class ProviderEndpoint:
     def request(
         self, frame: Frame, changes: dict[str, str] | None = None, timeout: float | None = None
     ) -> asyncio.Future[Frame]:
-        return self.endpoint.request(frame, self._with_group(changes), timeout)
+        if self._chain is None:
+            return self.endpoint.request(frame, self._with_group(changes), timeout)
+        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.send(frame, fut, changes, timeout)
+        return fut
 
     def send(
         self,
@@ -65,7 +86,23 @@ class ProviderEndpoint:
         timeout: float | None = None,
     ) -> None:
         """:meth:`request` with the outcome going to ``reply`` (no Future on the hot path)."""
-        self.endpoint.send(frame, reply, self._with_group(changes), timeout)
+        if self._chain is None:
+            self.endpoint.send(frame, reply, self._with_group(changes), timeout)
+            return
+        mine = {**changes, **self._group} if changes else dict(self._group)
+        call = Call(
+            frame,
+            self._refer,
+            ROLE_CLIENT,
+            self.url.address,
+            mine,
+            partial(_finish, reply),
+            timeout,
+        )
+        self._chain(call)
+
+    def _deliver(self, call: Call) -> None:
+        self.endpoint.send(call.request, ReplyCallback(call.complete), call.changes, call.timeout)
 
     def _with_group(self, changes: dict[str, str] | None) -> dict[str, str]:
         """The caller's changes plus ``M_g`` (a new dict: one changes dict may go to
@@ -73,6 +110,15 @@ class ProviderEndpoint:
         if not changes:
             return self._group
         return {**changes, **self._group}
+
+
+def _finish(reply: Reply, response: Frame | None, exc: BaseException | None) -> None:
+    if reply.done():
+        return
+    if response is not None:
+        reply.set_result(response)
+    else:
+        reply.set_exception(exc if exc is not None else RuntimeError("no response"))
 
 
 def endpoint_for(refer: URL, provider: URL) -> Endpoint:
@@ -126,8 +172,15 @@ class Cluster:
         local_ip: str = "",
         switchers: SwitcherCommands | None = None,
         pattern_mode: PatternMode = "auto",
+        filters: FilterSet | None = None,
     ) -> None:
         self.refer = refer
+        #: the refer's filters: cluster filters run around every call, endpoint filters
+        #: around each attempt on a provider
+        self.filters = filters or FilterSet()
+        self._chain: Handler | None = (
+            build_chain(self.filters.cluster, self._deliver) if self.filters.cluster else None
+        )
         self.registries = list(registries)
         self._endpoint_factory = endpoint_factory
         self._rng = rng or random.Random()
@@ -284,7 +337,9 @@ class Cluster:
         self._wanted = wanted
         for key, url in wanted.items():
             if key not in self.endpoints and key not in self._pending:
-                ep = ProviderEndpoint(url, self._endpoint_factory(self.refer, url))
+                ep = ProviderEndpoint(
+                    url, self._endpoint_factory(self.refer, url), self.refer, self.filters.endpoint
+                )
                 self._pending[key] = (ep, self._spawn(self._connect(ep)))
         if self._must_wait():
             if self._applier is None:
@@ -370,7 +425,24 @@ class Cluster:
     def send(self, frame: Frame, reply: Reply, changes: dict[str, str] | None = None) -> None:
         """:meth:`request` for the hot path: the outcome (a response frame, or on the
         single-attempt path possibly a transport error) goes to ``reply``; a single attempt
-        costs no Future and no Task."""
+        costs no Future and no Task. Cluster filters, when there are any, run around it."""
+        if self._chain is not None:
+            call = Call(
+                frame,
+                self.refer,
+                ROLE_CLIENT,
+                "",
+                changes if changes is not None else {},
+                partial(_finish, reply),
+            )
+            self._chain(call)
+            return
+        self._send(frame, reply, changes)
+
+    def _deliver(self, call: Call) -> None:
+        self._send(call.request, ReplyCallback(call.complete), call.changes)
+
+    def _send(self, frame: Frame, reply: Reply, changes: dict[str, str] | None) -> None:
         if self.available:
             ha = self.ha
             if type(ha) is FailoverHa and not self.lb.records_latency and ha.retries(frame) == 0:
@@ -383,6 +455,7 @@ class Cluster:
 
     async def close(self) -> None:
         self._closed = True
+        self.filters.close()
         if self.switchers is not None:
             self.switchers.release(self)
         for registry, command_listener in self._command_listeners:
@@ -431,6 +504,7 @@ class Cluster:
                 "subscribedGroups": self._groups.groups,
             },
             "weights": self.lb.weights or {},
+            "filters": self.filters.info(),
             "groups": groups,
             **commands.history.to_info(),
         }

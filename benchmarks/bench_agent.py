@@ -1,4 +1,4 @@
-"""Agent throughput and latency, measured from outside with the Go tools in ../shared/tools.
+"""Agent throughput and latency, measured from outside with the Go tools motanload and motanecho.
 
 Paths measured in one run, so machine drift cancels in the ratios:
 
@@ -8,7 +8,7 @@ Paths measured in one run, so machine drift cancels in the ratios:
 
 For each path and concurrency (default c = 1, 16, 64) it prints motanload's JSON figures and
 the ratio to ``direct`` at the same concurrency, plus the resident memory of each agent after
-the load. Build the tools first: ``../shared/tools/build.sh "$PWD/.tools"``.
+the load. Build the tools first (benchmarks/README.md, "What the benchmarks need").
 
 ``--builds installed,interpreted`` runs a second pair of agents on the interpreted wire modules
 (the sources without their mypyc extensions), so the compiled codec's effect is a ratio within
@@ -36,6 +36,7 @@ from harness import (
     free_port,
     interpreted_env,
     motanload,
+    require_go_tools,
     rss_mb,
     stop,
     wait_port,
@@ -94,8 +95,9 @@ def main() -> int:
     parser.add_argument("--builds", default="installed", help="installed[,interpreted]")
     args = parser.parse_args()
     tools = Path(args.tools).resolve()
-    if not (tools / "motanload").exists():
-        print(f"build the tools first: ../shared/tools/build.sh {tools}", file=sys.stderr)
+    problem = require_go_tools(tools)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     concs = [int(c) for c in args.conc.split(",")]
     builds = args.builds.split(",")

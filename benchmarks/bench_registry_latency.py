@@ -47,8 +47,8 @@ from tests.e2e.harness import (
     set_available,
     wait_endpoints,
 )
-from tests.servers.etcd import EtcdServer
-from tests.servers.zookeeper import ZooKeeperServer
+from tests.servers.etcd import EtcdServer, etcd_binary
+from tests.servers.zookeeper import ZooKeeperServer, zookeeper_missing
 
 #: how long to keep watching for late replies of a removed provider
 REMOVE_WINDOW = 3.0
@@ -172,12 +172,27 @@ def ms(values: list[float], how: str) -> str:
     return f"{value * 1000:.0f}"
 
 
-def main() -> None:
+def missing_server(kinds: list[str]) -> str | None:
+    """The one line to print when a chosen backend's server is not installed."""
+    if "zookeeper" in kinds:
+        why = zookeeper_missing()
+        if why:
+            return f"cannot measure zookeeper: {why} (Debian: zookeeperd; or --backends embedded)"
+    if "etcd" in kinds and etcd_binary() is None:
+        return "cannot measure etcd: no etcd binary (Debian: etcd-server; or --backends embedded)"
+    return None
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--backends", default="zookeeper,etcd,embedded")
     args = parser.parse_args()
+    problem = missing_server(args.backends.split(","))
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     print(f"{args.rounds} rounds, {args.workers} call loops; figures in ms (median / max)")
     print(f"{'registry':<10} {'add':>16} {'remove':>16}  failed calls")
     for kind in args.backends.split(","):
@@ -185,7 +200,8 @@ def main() -> None:
         add = f"{ms(adds, 'median')} / {ms(adds, 'max')}"
         remove = f"{ms(removes, 'median')} / {ms(removes, 'max')}"
         print(f"{kind:<10} {add:>16} {remove:>16}  {failures}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Both servers answer ``hello`` on 127.0.0.1; motanload drives each at c = 1, 16, 64 (rounds
 interleaved, the best round of each point kept), and the ratio demo/echo at the same
-concurrency is printed. Build the tools first: ``../shared/tools/build.sh "$PWD/.tools"``.
+concurrency is printed. Build the tools first (benchmarks/README.md, "What the benchmarks need").
 
     python benchmarks/bench_service.py [--seconds 4] [--rounds 2] [--conc 1,16,64]
 """
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import free_port, motanload, stop, wait_port
+from harness import free_port, motanload, require_go_tools, stop, wait_port
 
 
 def main() -> int:
@@ -26,8 +26,9 @@ def main() -> int:
     parser.add_argument("--tools", default=".tools")
     args = parser.parse_args()
     tools = Path(args.tools).resolve()
-    if not (tools / "motanload").exists():
-        print(f"build the tools first: ../shared/tools/build.sh {tools}", file=sys.stderr)
+    problem = require_go_tools(tools)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     echo, demo = free_port(), free_port()
     procs = [

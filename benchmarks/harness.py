@@ -20,6 +20,20 @@ SERVICE = "com.weibo.motan.demo.service.MotanDemoService"
 GROUP = "motan-demo-rpc"
 
 
+GO_TOOLS = ("motanload", "motanecho")
+
+
+def require_go_tools(tools: Path) -> str | None:
+    """``None`` when the Go measuring tools are in ``tools``, else the one line to print."""
+    missing = [name for name in GO_TOOLS if not os.access(tools / name, os.X_OK)]
+    if not missing:
+        return None
+    return (
+        f"missing Go measuring tools in {tools}: {', '.join(missing)}; build them with "
+        f"<shared>/tools/build.sh {tools} (see benchmarks/README.md, 'What the benchmarks need')"
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,9 +10,7 @@ exactly as the wire layer decodes them.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,12 +29,9 @@ from motanmesh.wire.frame import (
     parse_frame,
 )
 from motanmesh.wire.serialization import get_serialization
+from tests.vectors import load_vectors
 
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
-
-
-def _load(name: str) -> Any:
-    return json.loads((VECTORS / name).read_text())
+_load = load_vectors
 
 
 GO_APP_REQUESTS: list[bytes] = [

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import struct
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from motanmesh.transport import Responder, ServerConnection
 from motanmesh.wire.frame import (
@@ -22,15 +19,8 @@ from motanmesh.wire.frame import (
 )
 from motanmesh.wire.passthrough import forward
 
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
 #: a real-time guard for conditions that must come true; tests never depend on its length
 PATIENCE = 10.0
-
-
-def load_vectors(name: str) -> dict[str, Any]:
-    with (VECTORS / name).open() as f:
-        data: dict[str, Any] = json.load(f)
-    return data
 
 
 def echo(frame: Frame, respond: Responder, conn: ServerConnection) -> None:

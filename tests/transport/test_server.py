@@ -31,10 +31,10 @@ from tests.transport.support import (
     Recorder,
     answer,
     echo,
-    load_vectors,
     req,
     until,
 )
+from tests.vectors import load_vectors
 
 
 def v1_request(rid: int, service: str, method: str, desc: str = "") -> bytes:

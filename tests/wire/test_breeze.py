@@ -4,10 +4,8 @@ name table, writing rules, liberal reading, refusals, and property tests."""
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import struct
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +21,9 @@ from motanmesh.wire.breeze import (
 from motanmesh.wire.errors import SerializationError
 from motanmesh.wire.serialization import Serialization, get_serialization
 from motanmesh.wire.values import BreezeMessage, Byte, Float32, Int16, Int32, Typed, to_plain
+from tests.vectors import load_vectors
 
 B = BREEZE_SERIALIZATION
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
 PROPERTY = settings(deadline=None, max_examples=200)
 USER = bytes.fromhex("de0f6d6f74616e2e64656d6f2e55736572 0000000c 0105616c696365 02983c 039a")
 MULTI = bytes.fromhex("05776f726c64 8f db01 3f3f 016b 0176")
@@ -51,7 +49,7 @@ def _frame_body(frame_hex: str) -> tuple[int, bytes]:
 
 def _breeze_bodies() -> list[tuple[str, bytes, list[Any]]]:
     out: list[tuple[str, bytes, list[Any]]] = []
-    vectors = json.loads((VECTORS / "motan-php-vectors.json").read_text())["vectors"]
+    vectors = load_vectors("motan-php-vectors.json")["vectors"]
     for vec in vectors:
         if vec["kind"] == "breeze_value":
             out.append((vec["id"], bytes.fromhex(vec["hex"]), [vec["logical"]]))

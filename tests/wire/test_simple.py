@@ -3,10 +3,8 @@ tolerant reading, and property tests over values, typed trees and arbitrary byte
 
 from __future__ import annotations
 
-import json
 import math
 import struct
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,14 +15,13 @@ from motanmesh.wire.errors import SerializationError
 from motanmesh.wire.serialization import Serialization
 from motanmesh.wire.simple import MAX_DEPTH, SIMPLE_SERIALIZATION, SimpleSerialization
 from motanmesh.wire.values import Byte, Float32, Int16, Int32, Typed, to_plain
+from tests.vectors import load_vectors
 
 S = SIMPLE_SERIALIZATION
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
 PROPERTY = settings(deadline=None, max_examples=200)
 
 
-def _load(name: str) -> Any:
-    return json.loads((VECTORS / name).read_text())
+_load = load_vectors
 
 
 def _body(frame_hex: str) -> tuple[int, int, bytes]:

@@ -3,9 +3,7 @@ recorded logical form, and the writers reproduce the bytes motan-go writes."""
 
 from __future__ import annotations
 
-import json
 import struct
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,13 +23,12 @@ from motanmesh.wire.frame import (
 from motanmesh.wire.passthrough import forward
 from motanmesh.wire.serialization import get_serialization
 from motanmesh.wire.values import to_json
+from tests.vectors import load_vectors
 
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
 FRAME_KINDS = ("request", "response", "response_error", "heartbeat")
 
 
-def _load(name: str) -> Any:
-    return json.loads((VECTORS / name).read_text())
+_load = load_vectors
 
 
 PHP: list[dict[str, Any]] = [

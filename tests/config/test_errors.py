@@ -64,8 +64,8 @@ def error_of(tmp_path: Path, text: str, *, name: str = "agent.yaml") -> str:
             "motan-agent.mport: expected a port number in 1..65535, got 80.5",
         ),
         (
-            "motan-agent: {initClusterTimeout: -1}\n",
-            "motan-agent.initClusterTimeout: expected an integer >= 0, got -1",
+            "motan-agent: {initClusterTimeout: soon}\n",
+            "motan-agent.initClusterTimeout: expected an integer, got 'soon'",
         ),
         (
             "motan-agent: {managementPortRange: 8002}\n",
@@ -95,7 +95,11 @@ def error_of(tmp_path: Path, text: str, *, name: str = "agent.yaml") -> str:
         ),
         # registries
         (
-            "motan-registry: {zk: {host: a}}\n",
+            "motan-registry: {zk: {host: a}}\nmotan-refer: {demo: {path: a.B, registry: zk}}\n",
+            "motan-registry.zk.protocol: required key is missing",
+        ),
+        (
+            "motan-registry: {zk: {host: a}}\nmotan-agent: {registry: zk}\n",
             "motan-registry.zk.protocol: required key is missing",
         ),
         (

@@ -216,3 +216,32 @@ def test_scalar_conversion_like_go(tmp_path: Path) -> None:
     assert "nested" not in refer.parameters
     assert "empty" not in refer.parameters
     assert cfg.warnings == [f"{path}: motan-refer.r.nested: mapping ignored"]
+
+
+def test_what_the_go_agent_accepts_and_cannot_hurt(tmp_path: Path) -> None:
+    """Accepted as the Go agent accepts them: a negative initClusterTimeout (no wait), an
+    unused registry without a protocol (left out), structured values where a URL parameter
+    is expected (ignored), each with a warning where something is dropped."""
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "motan-agent:\n"
+        "  initClusterTimeout: -5\n"
+        "  extension: {foo: xxx}\n"
+        "  registry: direct-registry\n"
+        "motan-registry:\n"
+        "  direct-registry: {protocol: direct}\n"
+        "  spare: {host: localhost, port: 2181}\n"
+        "motan-refer:\n"
+        "  r: {path: a.B, registry: direct-registry, groups: [[a, b]], retries: 1}\n"
+    )
+    cfg = load_config(path)
+    assert cfg.agent.init_cluster_timeout_ms == 0
+    assert "extension" not in cfg.agent.params
+    assert list(cfg.registries) == ["direct-registry"]
+    assert "groups" not in cfg.refers["r"].parameters
+    assert cfg.refers["r"].get("retries") == "1"
+    assert cfg.warnings == [
+        f"{path}: motan-agent.extension: mapping ignored",
+        f"{path}: motan-refer.r.groups: nested list ignored",
+        f"{path}: motan-registry.spare.protocol: missing; the registry is not used and is left out",
+    ]

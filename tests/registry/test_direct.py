@@ -56,11 +56,25 @@ def test_bad_entries_are_refused(address: str) -> None:
         direct(address)
 
 
-def test_no_provider_is_refused() -> None:
-    with pytest.raises(RegistryError, match="names no provider"):
-        direct()
-    with pytest.raises(RegistryError):
-        direct(" , ")
+async def test_host_and_port_win_over_address_as_in_the_go_agent() -> None:
+    registry = direct("10.0.0.1:8001", host="127.0.0.1", port=9982)
+    assert [u.address for u in await registry.discover(refer())] == ["127.0.0.1:9982"]
+    # a host without a port is no address: the list comes from ``address``
+    registry = direct("10.0.0.1:8001", host="localhost")
+    assert [u.address for u in await registry.discover(refer())] == ["10.0.0.1:8001"]
+
+
+@pytest.mark.parametrize("address", ["", " , "])
+async def test_a_registry_naming_no_provider_is_empty(address: str) -> None:
+    registry = direct(address)
+    async with registry:
+        assert await registry.discover(refer()) == []
+        seen = Providers()
+        await registry.subscribe(refer(), seen)
+        assert seen.ports() == [[]]
+        await registry.register(refer())  # registers nowhere, and says nothing
+        await registry.available()
+        await registry.unregister(refer())
 
 
 async def test_subscribe_hands_the_list_at_once_and_writes_nothing() -> None:

@@ -159,12 +159,26 @@ class Agent:
             return STATUS_UNAVAILABLE
         return STATUS_AVAILABLE if text == "200" else STATUS_UNAVAILABLE
 
+    def _used_registries(self) -> set[str]:
+        used = {self.config.agent.registry} if self.config.agent.registry else set()
+        for url in self.config.refers.values():
+            used.update(url.registry)
+        for urls in self.config.services.values():
+            for url in urls:
+                used.update(url.registry)
+        return used
+
     async def _start_registries(self) -> None:
+        used = self._used_registries()
         for rid, url in self.config.registries.items():
             try:
                 registry = create_registry(url)
             except Exception as e:
-                raise AgentError(f"motan-registry.{rid}: {e}") from e
+                if rid in used:
+                    raise AgentError(f"motan-registry.{rid}: {e}") from e
+                # the Go agent builds a registry only when something uses it
+                log.warning("motan-registry.%s is not used and cannot be built: %s", rid, e)
+                continue
             try:
                 await registry.start()
             except Exception as e:  # a dead registry must not stop the agent

@@ -6,6 +6,10 @@
 * ``python``: an in-process service built with :mod:`motanmesh.sdk`; the service URL names a
   factory ``pythonService: package.module:function`` returning a ``ServiceRegistry``.
 * ``http``: see :mod:`motanmesh.agent.http_provider`.
+* ``default``: what a service with neither ``provider`` nor ``proxy`` gets, as in the Go
+  agent (whose ``default`` provider calls methods of an object registered in-process; an agent
+  has none). It is exported and registered, and answers every call with the Go agent's
+  service exception: errcode 500, ``method <m> is not found in provider.``
 """
 
 from __future__ import annotations
@@ -17,13 +21,20 @@ from typing import Any, Final
 
 from motanmesh.agent.dispatcher import Provider
 from motanmesh.agent.router import signed_id
-from motanmesh.cluster.errors import call_error_response
+from motanmesh.cluster.errors import call_error_response, error_response
 from motanmesh.config.values import service_proxy
 from motanmesh.sdk.service import ServiceRegistry
 from motanmesh.transport.endpoint import DEFAULT_CLIENT_CONNECTIONS, Endpoint, ReplyCallback
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
-from motanmesh.wire.frame import FLAG_PROXY, M_PROCESS_TIME, M_REQUEST_ID, Frame
+from motanmesh.wire.frame import (
+    FLAG_PROXY,
+    M_METHOD,
+    M_PROCESS_TIME,
+    M_REQUEST_ID,
+    Frame,
+    encode_frame,
+)
 from motanmesh.wire.passthrough import forward
 
 _X_FORWARDED_FOR: Final = "x-forwarded-for"
@@ -104,6 +115,24 @@ class PythonProvider:
         self.handler(frame, respond, conn)
 
 
+class DefaultProvider:
+    """A service without a backend: every call is a "method not found" service exception."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
+        method = frame.metadata.get(M_METHOD, "")
+        answer = error_response(frame, 500, f"method {method} is not found in provider.")
+        respond(encode_frame(answer))
+
+
 def load_factory(spec: str) -> Callable[[], Any]:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
@@ -123,6 +152,7 @@ _FACTORIES: dict[str, ProviderFactory] = {
     "motan2": Motan2Provider,
     "motan": Motan2Provider,
     "python": PythonProvider,
+    "default": DefaultProvider,
 }
 
 

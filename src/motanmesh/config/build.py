@@ -126,6 +126,11 @@ class _Builder:
             sid: self.service(sid, entry, agent, registries)
             for sid, entry in self.entries(SERVICE).items()
         }
+        registries = self.drop_unusable_registries(
+            registries,
+            agent,
+            [*refers.values(), *(url for urls in services.values() for url in urls)],
+        )
         switchers: dict[str, bool] = {}
         for name in ("switcher", "switchers"):
             for key, value in self.section(name).items():
@@ -164,10 +169,9 @@ class _Builder:
             if value:
                 fields[name] = value
         if sec.get("initClusterTimeout") is not None:
-            fields["init_cluster_timeout_ms"] = self.convert(
-                (AGENT, "initClusterTimeout"),
-                lambda v: to_int(v, minimum=0),
-                sec["initClusterTimeout"],
+            # a negative wait is no wait, as in the Go agent
+            fields["init_cluster_timeout_ms"] = max(
+                0, self.convert((AGENT, "initClusterTimeout"), to_int, sec["initClusterTimeout"])
             )
         if sec.get("managementPortRange") is not None:
             fields["management_port_range"] = self.convert(
@@ -187,8 +191,22 @@ class _Builder:
         for key, value in sec.items():
             if key in _AGENT_TYPED or value is None:
                 continue
+            if self.structured((AGENT, key), key, value, _AGENT_INTS | _AGENT_BOOLS):
+                continue
             params[key] = self.param((AGENT, key), key, value, _AGENT_INTS, _AGENT_BOOLS)
         return AgentConfig(**fields, params=params)
+
+    def structured(self, path: Path_, key: str, value: Any, typed: frozenset[str]) -> bool:
+        """True (and a warning) for a mapping, or a list holding mappings or lists, under a key
+        that is not read as a number or a boolean: no URL parameter can carry it."""
+        if _method_suffix(key) in typed:
+            return False
+        nested = isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+        if not (isinstance(value, dict) or nested):
+            return False
+        kind = "mapping" if isinstance(value, dict) else "nested list"
+        self.warnings.append(f"{self.doc.file_of(path)}: {format_key_path(path)}: {kind} ignored")
+        return True
 
     def param(
         self, path: Path_, key: str, value: Any, ints: frozenset[str], bools: frozenset[str]
@@ -205,10 +223,31 @@ class _Builder:
         for rid, entry in self.entries(REGISTRY).items():
             items: Items = {k: (v, (REGISTRY, rid, k)) for k, v in entry.items() if v is not None}
             url = self.make_url(items, "", _REGISTRY_INTS, frozenset())
-            if not url.protocol:
-                self.fail((REGISTRY, rid, "protocol"), "required key is missing")
             result[rid] = url.with_params({CONF_ID: rid})
         return result
+
+    def drop_unusable_registries(
+        self,
+        registries: dict[str, URL],
+        agent: AgentConfig,
+        urls: Iterable[URL],
+    ) -> dict[str, URL]:
+        """Registries without a protocol: an error where used, else dropped with a warning
+        (the Go agent builds a registry only when something uses it)."""
+        used = {agent.registry, *(rid for url in urls for rid in url.registry)}
+        kept: dict[str, URL] = {}
+        for rid, url in registries.items():
+            path = (REGISTRY, rid, "protocol")
+            if url.protocol:
+                kept[rid] = url
+            elif rid in used:
+                self.fail(path, "required key is missing")
+            else:
+                self.warnings.append(
+                    f"{self.doc.file_of(path)}: {format_key_path(path)}: missing; "
+                    "the registry is not used and is left out"
+                )
+        return kept
 
     def unknown_registry(self, rid: str, registries: dict[str, URL]) -> str:
         known = ", ".join(registries) if registries else "nothing"
@@ -249,10 +288,8 @@ class _Builder:
                 fields["port"] = self.convert(origin, lambda v: to_port(v, allow_zero=True), value)
             elif key in _URL_FIELDS:
                 fields[key] = self.text(origin, value) or fields.get(key, "")
-            elif isinstance(value, dict):
-                self.warnings.append(
-                    f"{self.doc.file_of(origin)}: {format_key_path(origin)}: mapping ignored"
-                )
+            elif self.structured(origin, key, value, ints | bools):
+                continue
             else:
                 params[key] = self.param(origin, key, value, ints, bools)
         return URL(parameters=params, **fields)

@@ -1,7 +1,10 @@
 """The ``direct`` registry: a fixed provider list written in the configuration.
 
-The list comes from the ``address`` parameter (``ip:port,ip:port``), or else from the
-registry URL's own host and port. Entries may be:
+The list comes from the registry URL's own host and port when both are set (the Go agent's
+precedence), else from the ``address`` parameter (``ip:port,ip:port``), else from a
+``unix:`` host. A registry naming nothing is valid and empty, as in the Go agent: services
+registered there register nowhere, and refers using it have no providers (their calls are
+answered ``E_NO_ENDPOINTS``). ``address`` entries may be:
 
 * ``ip:port`` or ``host:port`` (IPv6 in brackets: ``[::1]:8002``);
 * ``unix:///path/to.sock`` — a unix socket (port 0);
@@ -69,23 +72,19 @@ def _entry_text(group: str, host: str, port: int) -> str:
 
 
 def parse_direct_addresses(url: URL) -> list[DirectAddress]:
-    """The provider addresses a ``direct`` registry URL names; ``RegistryError`` if none."""
+    """The provider addresses a ``direct`` registry URL names (maybe none).
+
+    ``RegistryError`` for an ``address`` entry that is not an address.
+    """
     text = url.get("address")
+    if url.host and url.port and not url.host.startswith("unix:"):
+        return [("", url.host, url.port)]
     if text:
         entries = [part.strip() for part in text.split(",")]
-        addresses = [_parse_entry(entry) for entry in entries if entry]
-    elif url.host.startswith("unix:"):
-        addresses = [("", url.host, 0)]
-    elif url.host and url.port:
-        addresses = [("", url.host, url.port)]
-    else:
-        addresses = []
-    if not addresses:
-        raise RegistryError(
-            f"direct registry {url} names no provider: set 'address' (ip:port,ip:port) "
-            "or host and port"
-        )
-    return addresses
+        return [_parse_entry(entry) for entry in entries if entry]
+    if url.host.startswith("unix:"):
+        return [("", url.host, 0)]
+    return []
 
 
 class DirectRegistry(Registry):

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from importlib.metadata import EntryPoint, entry_points
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from motanmesh.filters.base import Filter
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["ENTRY_POINT_GROUP", "filter_class", "filter_names", "register_filter"]
 
@@ -45,6 +47,8 @@ def register_filter(cls: type[Filter], name: str = "") -> None:
 def _plugins() -> dict[str, EntryPoint]:
     global _entry_points
     if _entry_points is None:
+        from importlib.metadata import entry_points  # noqa: PLC0415 (only when a name is unknown)
+
         _entry_points = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     return _entry_points
 

@@ -19,11 +19,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-from motanmesh import __version__
 from motanmesh.agent.dispatcher import Provider, ServerDispatcher
 from motanmesh.agent.filtering import with_filters
+from motanmesh.agent.management import ManagementServer
 from motanmesh.agent.providers import create_provider, register_provider
 from motanmesh.agent.router import ClientRouter
+from motanmesh.agent.state import (
+    STATUS_AVAILABLE,
+    STATUS_UNAVAILABLE,
+    VERSION,
+    AgentError,
+)
 from motanmesh.cluster.cluster import ENDPOINT_CLOSE_DELAY, Cluster
 from motanmesh.cluster.commands_live import SwitcherCommands
 from motanmesh.config.errors import ConfigError
@@ -41,14 +47,7 @@ from motanmesh.url import URL
 
 log = logging.getLogger("motanmesh.agent")
 
-STATUS_AVAILABLE: Final = 200
-STATUS_UNAVAILABLE: Final = 503
 DEFAULT_DRAIN_SECONDS: Final = 5.0
-VERSION: Final = __version__
-
-
-class AgentError(Exception):
-    """The agent cannot start as configured (bad provider, port in use, ...)."""
 
 
 class Agent:
@@ -337,8 +336,6 @@ class Agent:
             await self.client_server.listen_unix(a.unix_sock)
 
     async def _start_management(self) -> None:
-        from motanmesh.agent.management import ManagementServer  # noqa: PLC0415
-
         self.management = ManagementServer(self)
         self.management_address = await self.management.start()
 
@@ -492,4 +489,12 @@ def _replace_refers(config: Config, refers: dict[str, URL]) -> Config:
     return dataclasses.replace(config, refers=dict(refers))
 
 
-__all__ = ["Agent", "AgentError", "ConfigError", "reload_config"]
+__all__ = [
+    "STATUS_AVAILABLE",
+    "STATUS_UNAVAILABLE",
+    "VERSION",
+    "Agent",
+    "AgentError",
+    "ConfigError",
+    "reload_config",
+]

@@ -53,14 +53,14 @@ from urllib.parse import unquote
 
 import yaml
 
-from motanmesh.agent.agent import (
+from motanmesh.agent.http_server import HttpRequest, HttpResponse, HttpServer
+from motanmesh.agent.state import (
     STATUS_AVAILABLE,
     STATUS_UNAVAILABLE,
     VERSION,
-    Agent,
     AgentError,
+    ManagedAgent,
 )
-from motanmesh.agent.http_server import HttpRequest, HttpResponse, HttpServer
 from motanmesh.registry.base import RegistrationStatus, RegistryStatus
 from motanmesh.url import URL
 from motanmesh.wire import compiled_modules
@@ -266,7 +266,7 @@ def _rss_bytes() -> int:
 class ManagementServer:
     """The management HTTP API of one agent."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: ManagedAgent) -> None:
         self.agent = agent
         #: whether mutating requests need the token (decided by :meth:`start`)
         self.token_required = False

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from motanmesh.registry import EmbeddedRegistry, RegistryError, RegistryStatus
+from motanmesh.registry.sqlite_store import SqliteStore
 from motanmesh.url import URL
 from tests.registry.conftest import (
     Commands,
@@ -419,3 +421,25 @@ async def test_the_file_s_directory_is_created(tmp_path: Path) -> None:
         assert await registry.discover(provider) == [provider]
     finally:
         await registry.close()
+
+
+def test_opening_waits_for_another_process_creating_the_file(tmp_path: Path) -> None:
+    """Agents started together race to create the file. While one holds the write lock of a
+    file still in rollback-journal mode, SQLite refuses the switch to WAL at once ("database
+    is locked", without the busy timeout); opening must wait for the lock, not fail."""
+    file = tmp_path / "registry.db"
+    holder = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+    try:
+        holder.execute("CREATE TABLE creating (a)")
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO creating VALUES (1)")
+        release = threading.Timer(0.3, holder.execute, ("COMMIT",))
+        release.start()
+        store = SqliteStore(str(file), "owner", 3.0, 10.0, time.time)
+        store.open()  # returns once the other connection commits
+        release.join()
+        assert not holder.in_transaction
+        assert store.children("/motan/g/s") == []
+        store.close()
+    finally:
+        holder.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -102,7 +103,28 @@ class SqliteStore:
 
     def open(self) -> None:
         """Open (or create, with its directory) the file and its tables; ``RegistryError``
-        if it is unusable."""
+        if it is unusable.
+
+        Processes opening a new file together race to switch it to WAL mode and to create the
+        tables; SQLite answers some of these steps "database is locked" at once, without
+        waiting on the busy timeout, so a locked open is tried again until ``busy_timeout``
+        has passed.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.01
+        while True:
+            try:
+                self._open()
+                return
+            except RegistryError as err:
+                if not isinstance(err.__cause__, sqlite3.OperationalError):
+                    raise
+                if not _locked(err.__cause__) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
+    def _open(self) -> None:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.file)), exist_ok=True)
             conn = sqlite3.connect(self.file, timeout=self.busy_timeout, isolation_level=None)
@@ -248,3 +270,12 @@ class SqliteStore:
                 row = conn.execute(_GET, (path, now)).fetchone()
                 values[path] = None if row is None else str(row[0])
         return Snapshot(counter, found, values)
+
+
+def _locked(err: sqlite3.OperationalError) -> bool:
+    """True for SQLITE_BUSY / SQLITE_LOCKED: another process holds the file for a moment."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(err)
+    return "locked" in text or "busy" in text

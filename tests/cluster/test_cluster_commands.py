@@ -280,10 +280,22 @@ async def test_group_b_client_node_appears_and_goes(mesh: Mesh) -> None:
     assert cluster.lb.weights is None  # mix mode: one pool, no weighting
     assert cluster.runtime_info()["commands"]["subscribedGroups"] == [B]
     assert await mesh.control.discover(URL("motan2", "", 0, SERVICE, B))
-    assert clients in await _node_paths(mesh, f"/motan/{B}/{SERVICE}/client/")
+    # the client node is written by the subscription and removed by the unsubscription, each
+    # a registry write that completes after the endpoints changed: wait for it
+    await _wait_node(mesh, clients, present=True)
     await mesh.control.set_command(A, EMPTY_DOCUMENT_JSON)
     await wait_until(lambda: groups_of(cluster) == {A}, "group B to leave")
-    assert clients not in await _node_paths(mesh, f"/motan/{B}/{SERVICE}/client/")
+    await _wait_node(mesh, clients, present=False)
+
+
+async def _wait_node(mesh: Mesh, path: str, *, present: bool) -> None:
+    prefix = path.rsplit("/", 1)[0] + "/"
+    start = time.monotonic()
+    while (path in await _node_paths(mesh, prefix)) != present:
+        if time.monotonic() - start > WAIT:
+            state = "appear" if present else "go"
+            raise AssertionError(f"timed out after {WAIT} s waiting for {path} to {state}")
+        await asyncio.sleep(0.02)
 
 
 async def _node_paths(mesh: Mesh, prefix: str) -> set[str]:

@@ -13,6 +13,8 @@ import importlib
 from collections.abc import Callable
 from typing import Final
 
+from motanmesh import __version__
+
 #: modules under ``motanmesh.cli`` that provide a subcommand, in the order ``--help`` lists them
 SUBCOMMANDS: Final = ("agent", "call", "ctl", "decode", "demo-service")
 
@@ -24,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="motanmesh",
         description="motanmesh: a Motan2 service-mesh agent and its control plane.",
     )
+    parser.add_argument("--version", action="version", version=f"motanmesh {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")

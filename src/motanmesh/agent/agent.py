@@ -249,7 +249,14 @@ class Agent:
             cluster.on_agent_command(command)
 
     async def _start_services(self) -> None:
-        register_provider("http", partial(_http_provider, http_service=self.config.http_service))
+        register_provider(
+            "http",
+            partial(
+                _http_provider,
+                http_service=self.config.http_service,
+                http_locations=self.config.http_locations,
+            ),
+        )
         for sid, urls in self.config.services.items():
             for url in urls:
                 await self.export_service(url, what=f"motan-service.{sid}")
@@ -464,11 +471,13 @@ class Agent:
         await self._stopped.wait()
 
 
-def _http_provider(url: URL, *, http_service: dict[str, Any]) -> Provider:
+def _http_provider(
+    url: URL, *, http_service: dict[str, Any], http_locations: dict[str, Any]
+) -> Provider:
     # imported on first use: the HTTP client costs memory only to agents that need it
     from motanmesh.agent.http_provider import HttpProvider  # noqa: PLC0415
 
-    return HttpProvider(url, http_service=http_service)
+    return HttpProvider(url, http_service=http_service, http_locations=http_locations)
 
 
 async def _close_later(cluster: Cluster, delay: float) -> None:

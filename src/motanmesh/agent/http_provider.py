@@ -30,6 +30,10 @@ The HTTP request, in both modes:
   one bytes value an ``application/octet-stream`` body (an attachment ``Content-Type`` wins);
   a number or boolean is sent as text.
 
+A request with attachment ``HTTP_PROXY=true`` (HTTP-over-Motan, from a client agent's HTTP
+forward proxy) is served in transparent mode instead: see :mod:`motanmesh.agent.http_transparent`.
+It needs ``proxyAddress``.
+
 The response value is the HTTP body as a string (as bytes when it is not UTF-8), encoded with
 the request's serialization, with attachment ``upstreamCode`` = the HTTP status. With
 ``enableHttpException`` a status of 400 or more becomes an exception response instead
@@ -41,7 +45,7 @@ Failures are exception responses with errtype 1 (service), so callers count them
 ====  =====================================================================================
 400   arguments that do not decode, or more than one argument, or an argument of another type
 500   no URL for the method (URL-format mode), or an unexpected failure
-501   a transparent HTTP-over-Motan request (``HTTP_PROXY=true``): not served by this provider
+404   a transparent request whose path no ``http-locations`` entry of ``domain`` matches
 502   the upstream answered with something unusable, or a body over ``maxContentLength``
 503   the upstream cannot be reached (connection refused, no socket), or the provider closed
 504   no complete answer within ``requestTimeout`` (ms, default 1000)
@@ -67,7 +71,9 @@ import aiohttp
 import yarl
 from multidict import CIMultiDict
 
+from motanmesh.agent import http_transparent as transparent
 from motanmesh.agent.providers import ProviderError
+from motanmesh.httpmotan.locations import LocationMatcher
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
@@ -106,7 +112,6 @@ HTTP_REQUEST_METHOD: Final = "HTTP_REQUEST_METHOD"
 
 E_BAD_ARGUMENTS: Final = 400
 E_INTERNAL: Final = 500
-E_NOT_SUPPORTED: Final = 501
 E_BAD_GATEWAY: Final = 502
 E_UNAVAILABLE: Final = 503
 E_TIMEOUT: Final = 504
@@ -135,6 +140,8 @@ _FORM: Final = "application/x-www-form-urlencoded"
 _TEXT: Final = "text/plain; charset=utf-8"
 _BINARY: Final = "application/octet-stream"
 _TRUE_TEXT: Final = frozenset({"1", "t", "true"})
+#: transparent mode sends the caller's headers only
+_NO_AUTO_HEADERS: Final = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
 class _CallError(Exception):
@@ -258,9 +265,20 @@ def _join_query(*parts: str) -> str:
 class HttpProvider:
     """Serves an exported service with a local HTTP service (see the module docs)."""
 
-    def __init__(self, url: URL, http_service: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: URL,
+        http_service: Mapping[str, Any] | None = None,
+        http_locations: Mapping[str, Any] | None = None,
+    ) -> None:
         self.url = url
         self.domain = url.get("domain")
+        #: transparent mode: the rewrite rules of ``domain`` (``None``: ``enableRewrite`` off)
+        self.locations: LocationMatcher | None = (
+            LocationMatcher.from_config(http_locations, self.domain)
+            if url.get_bool("enableRewrite", True)
+            else None
+        )
         self.enable_http_exception = url.get_bool("enableHttpException")
         self.default_method = url.get(HTTP_REQUEST_METHOD, "GET").upper()
         self.max_connections = max(1, url.get_int("maxConnections", 512))
@@ -294,6 +312,8 @@ class HttpProvider:
                     "or an http-service entry for its conf-id"
                 )
         self._session: aiohttp.ClientSession | None = None
+        #: transparent mode's client: bodies are passed on as they came (no decompression)
+        self._raw_session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -313,12 +333,13 @@ class HttpProvider:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._raw_session):
+            if session is not None:
+                await session.close()
+        self._session = self._raw_session = None
 
-    def _client(self) -> aiohttp.ClientSession:
-        session = self._session
+    def _client(self, *, raw: bool = False) -> aiohttp.ClientSession:
+        session = self._raw_session if raw else self._session
         if session is None:
             pool: dict[str, Any] = {"limit": self.max_connections}
             if self.idle_timeout > 0:
@@ -330,12 +351,17 @@ class HttpProvider:
                 connector = aiohttp.UnixConnector(self.unix_path, **pool)
             else:
                 connector = aiohttp.TCPConnector(**pool)
-            session = self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=self.timeout,
                 trust_env=False,
+                auto_decompress=not raw,
             )
+            if raw:
+                self._raw_session = session
+            else:
+                self._session = session
         return session
 
     # ------------------------------------------------------------------ per call
@@ -344,14 +370,13 @@ class HttpProvider:
         start = perf_counter()
         meta = frame.metadata
         try:
-            if meta.get(HTTP_PROXY_KEY, "").lower() in _TRUE_TEXT:
-                raise _CallError(
-                    E_NOT_SUPPORTED, "transparent HTTP requests (HTTP_PROXY) are not served"
-                )
             if self._closed:
                 raise _CallError(E_UNAVAILABLE, "http provider is closed")
             ser = get_serialization(frame.serialization)
             args = self._arguments(frame, ser)
+            if meta.get(HTTP_PROXY_KEY, "").lower() in _TRUE_TEXT:
+                self._transparent(frame, respond, start, ser, args, conn.peer_host)
+                return
             method, url, headers, body = self._build(frame, args, conn.peer_host)
         except _CallError as f:
             respond(_error(frame, start, f.code, str(f)))
@@ -364,6 +389,77 @@ class HttpProvider:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _transparent(
+        self,
+        frame: Frame,
+        respond: Responder,
+        start: float,
+        ser: Serialization,
+        args: list[Any],
+        caller_ip: str,
+    ) -> None:
+        if not self.base:
+            raise _CallError(E_INTERNAL, "transparent HTTP requests need proxyAddress")
+        try:
+            request = transparent.prepare(frame, args, self.base, self.locations, caller_ip)
+        except transparent.TransparentError as e:
+            raise _CallError(e.code, str(e)) from e
+        task = asyncio.get_running_loop().create_task(
+            self._run_transparent(frame, respond, start, ser, request)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_transparent(
+        self,
+        frame: Frame,
+        respond: Responder,
+        start: float,
+        ser: Serialization,
+        request: transparent.TransparentRequest,
+    ) -> None:
+        try:
+            async with self._client(raw=True).request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body or None,
+                allow_redirects=False,
+                skip_auto_headers=_NO_AUTO_HEADERS,
+            ) as resp:
+                status, reason, raw_headers = resp.status, resp.reason or "", resp.raw_headers
+                content = await self._read(resp)
+        except asyncio.CancelledError:
+            respond(_error(frame, start, E_UNAVAILABLE, "http provider is closed"))
+            raise
+        except Exception as e:
+            respond(self._failure(frame, start, request.url, e))
+            return
+        if self.enable_http_exception and status >= 400:
+            respond(self._response(frame, start, ser, status, content))
+            return
+        value = transparent.response_value(request, status, reason, raw_headers, content)
+        meta = {UPSTREAM_CODE: str(status), M_PROCESS_TIME: _elapsed_ms(start)}
+        response = response_frame(
+            frame.request_id, meta, ser.encode(value), serialization=frame.serialization, proxy=True
+        )
+        gzip_body(response, self.min_gzip_size)
+        respond(response.encode())
+
+    def _failure(self, frame: Frame, start: float, url: yarl.URL, e: Exception) -> bytes:
+        if isinstance(e, _CallError):
+            return _error(frame, start, e.code, str(e))
+        if isinstance(e, TimeoutError):
+            ms = round((self.timeout.total or 0) * 1000)
+            return _error(frame, start, E_TIMEOUT, f"http upstream timeout after {ms}ms: {url}")
+        if isinstance(e, aiohttp.ClientConnectorError):
+            return _error(frame, start, E_UNAVAILABLE, f"http upstream unavailable: {e}")
+        if isinstance(e, aiohttp.ClientError):
+            msg = f"http upstream error: {type(e).__name__}: {e}"
+            return _error(frame, start, E_BAD_GATEWAY, msg)
+        log.error("http provider call to %s failed: %r", url, e)
+        return _error(frame, start, E_INTERNAL, f"http provider failed: {e!r}")
 
     def _arguments(self, frame: Frame, ser: Serialization) -> list[Any]:
         body = frame.body
@@ -466,23 +562,8 @@ class HttpProvider:
         except asyncio.CancelledError:
             respond(_error(frame, start, E_UNAVAILABLE, "http provider is closed"))
             raise
-        except _CallError as f:
-            respond(_error(frame, start, f.code, str(f)))
-            return
-        except TimeoutError:
-            ms = round((self.timeout.total or 0) * 1000)
-            respond(_error(frame, start, E_TIMEOUT, f"http upstream timeout after {ms}ms: {url}"))
-            return
-        except aiohttp.ClientConnectorError as e:
-            respond(_error(frame, start, E_UNAVAILABLE, f"http upstream unavailable: {e}"))
-            return
-        except aiohttp.ClientError as e:
-            msg = f"http upstream error: {type(e).__name__}: {e}"
-            respond(_error(frame, start, E_BAD_GATEWAY, msg))
-            return
         except Exception as e:
-            log.exception("http provider call to %s failed", url)
-            respond(_error(frame, start, E_INTERNAL, f"http provider failed: {e!r}"))
+            respond(self._failure(frame, start, url, e))
             return
         respond(self._response(frame, start, ser, status, content))
 

@@ -6,6 +6,7 @@
 * ``python``: an in-process service built with :mod:`motanmesh.sdk`; the service URL names a
   factory ``pythonService: package.module:function`` returning a ``ServiceRegistry``.
 * ``http``: see :mod:`motanmesh.agent.http_provider`.
+* ``cgi``: a FastCGI server such as php-fpm; see :mod:`motanmesh.agent.cgi_provider`.
 * ``default``: what a service with neither ``provider`` nor ``proxy`` gets, as in the Go
   agent (whose ``default`` provider calls methods of an object registered in-process; an agent
   has none). It is exported and registered, and answers every call with the Go agent's
@@ -147,8 +148,16 @@ def load_factory(spec: str) -> Callable[[], Any]:
     return factory  # type: ignore[no-any-return]
 
 
+def _cgi_provider(url: URL) -> Provider:
+    # imported on first use, as the http provider
+    from motanmesh.agent.cgi_provider import CgiProvider  # noqa: PLC0415
+
+    return CgiProvider(url)
+
+
 ProviderFactory = Callable[[URL], Provider]
 _FACTORIES: dict[str, ProviderFactory] = {
+    "cgi": _cgi_provider,
     "motan2": Motan2Provider,
     "motan": Motan2Provider,
     "python": PythonProvider,

@@ -70,6 +70,7 @@ class Agent:
             application=self.application,
             switchers=self.switchers,
             local_ip=self.local_ip,
+            log_dir=a.log_dir,
             default_filter=list(a.default_filter),
             global_filter=list(a.global_filter),
             params=dict(a.params),

@@ -18,6 +18,7 @@ mesh registries of Go and Java applications keep working:
   ``runtime_dir/registry.snap`` and replayed at start with ``-recover``.
 * ``/registry/list``, ``/registry/info`` (the client port as ``mesh_port``).
 * ``/reload/clusters``: re-read the refers.
+* ``/logConfig/get``, ``/logConfig/set?level=|access=|metrics=`` (:mod:`.log_config`).
 
 Any HTTP method is accepted; parameters come from the form body or the query string.
 
@@ -53,7 +54,9 @@ from urllib.parse import unquote
 
 import yaml
 
+from motanmesh.agent.filtering import FilteredProvider
 from motanmesh.agent.http_server import HttpRequest, HttpResponse, HttpServer
+from motanmesh.agent.log_config import LogConfig
 from motanmesh.agent.state import (
     STATUS_AVAILABLE,
     STATUS_UNAVAILABLE,
@@ -96,6 +99,7 @@ MUTATING_PATHS: Final = frozenset(
         "/200",
         "/503",
         "/switcher/set",
+        "/logConfig/set",
         "/registry/register",
         "/registry/unregister",
         "/registry/subscribe",
@@ -279,6 +283,7 @@ class ManagementServer:
         self._lock = asyncio.Lock()
         self._http: HttpServer | None = None
         self._unix_path = ""
+        self.log_config = LogConfig(agent.filter_context)
         self._routes: dict[str, Handler] = {
             "/200": self._available,
             "/503": self._unavailable,
@@ -298,6 +303,8 @@ class ManagementServer:
             "/registry/list": self._list,
             "/registry/info": self._info,
             "/reload/clusters": self._reload_clusters,
+            "/logConfig/get": self._log_config_get,
+            "/logConfig/set": self._log_config_set,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -505,6 +512,11 @@ class ManagementServer:
                 "address": f"{host}:{bound}",
                 "providers": sorted(dispatcher.providers),
                 "notFoundProviderCount": dispatcher.not_found_count,
+                "filters": {
+                    key: provider.info()
+                    for key, provider in sorted(dispatcher.providers.items())
+                    if isinstance(provider, FilteredProvider)
+                },
             }
         return {
             "agentServer": {
@@ -555,6 +567,18 @@ class ManagementServer:
 
     async def _switcher_get_all(self, request: HttpRequest) -> HttpResponse:
         return _json(self.agent.switchers.all())
+
+    # ------------------------------------------------------------------ logs
+
+    async def _log_config_get(self, request: HttpRequest) -> HttpResponse:
+        return self.log_config.get()
+
+    async def _log_config_set(self, request: HttpRequest) -> HttpResponse:
+        return self.log_config.set(
+            await self._param(request, "level"),
+            await self._param(request, "access"),
+            await self._param(request, "metrics"),
+        )
 
     # ------------------------------------------------------------------ dynamic registration
 

@@ -12,6 +12,7 @@ from motanmesh import __version__
 from motanmesh.agent.dispatcher import ServerDispatcher
 from motanmesh.cluster.cluster import Cluster
 from motanmesh.config.model import Config
+from motanmesh.filters.base import FilterContext
 from motanmesh.registry.base import Registry
 from motanmesh.switcher import SwitcherManager
 from motanmesh.url import URL
@@ -44,6 +45,7 @@ class ManagedAgent(Protocol):
     services: list[URL]
     dynamic_services: list[URL]
     client_address: tuple[str, int] | None
+    filter_context: FilterContext
 
     @property
     def runtime_dir(self) -> Path: ...

@@ -249,6 +249,8 @@ class FilterContext:
     application: str = ""
     switchers: SwitcherManager = field(default_factory=SwitcherManager)
     local_ip: str = "127.0.0.1"
+    #: ``log_dir`` of the agent (``-log_dir`` or ``motan-agent``): where logs are written
+    log_dir: str = "."
     #: ``defaultFilter`` / ``globalFilter`` of ``motan-agent`` (for refers and services
     #: added at run time; configured ones already carry them)
     default_filter: list[str] = field(default_factory=list)

@@ -27,7 +27,10 @@ log = logging.getLogger("motanmesh.filters")
 ENTRY_POINT_GROUP: Final = "motanmesh.filters"
 
 #: built-in filters: name → "module:Class", imported when first named
-BUILTIN_FILTERS: dict[str, str] = {}
+BUILTIN_FILTERS: dict[str, str] = {
+    "accessLog": "motanmesh.filters.access_log:AccessLogFilter",
+    "clusterAccessLog": "motanmesh.filters.access_log:ClusterAccessLogFilter",
+}
 
 _classes: dict[str, type[Filter]] = {}
 _entry_points: dict[str, EntryPoint] | None = None

@@ -1,0 +1,178 @@
+"""``accessLog`` (endpoint, index 1) and ``clusterAccessLog`` (cluster, index 1): one
+access-log line per call, as the Go agent writes it.
+
+The fields (``filterName|role|requestID|service|method|desc|remoteAddress|reqSize|resSize|
+bizTime|totalTime|success|responseCode|exception|upstreamCode``) come from the request's
+metadata and the response's header and metadata; no body is decoded. ``role`` is
+``server-agent`` around a provider and ``client-agent`` around a provider endpoint or a
+cluster; ``remoteAddress`` is the caller's ``host`` metadata (server side), the provider's
+address (client endpoint) or empty (cluster). Times are whole milliseconds.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Any, ClassVar, Final
+
+from motanmesh.filters.access_log_writer import (
+    ACCESS_LOG_SERVICE,
+    DEFAULT_BUFFER_SIZE,
+    AccessLogWriter,
+)
+from motanmesh.filters.base import (
+    ROLE_SERVER,
+    Call,
+    Filter,
+    FilterContext,
+    FilterKind,
+    Handler,
+)
+from motanmesh.transport.errors import TransportError
+from motanmesh.url import URL
+from motanmesh.wire.frame import (
+    HEAD,
+    M_EXCEPTION,
+    M_METHOD,
+    M_METHOD_DESC,
+    M_PATH,
+    M_PROCESS_TIME,
+    Frame,
+    exception_json,
+    parse_exception,
+)
+
+__all__ = ["AccessLogFilter", "ClusterAccessLogFilter", "access_log_writer"]
+
+CLIENT_ROLE: Final = "client-agent"
+SERVER_ROLE: Final = "server-agent"
+HOST_KEY: Final = "host"
+UPSTREAM_CODE: Final = "upstreamCode"
+_TRUE: Final = frozenset({"1", "t", "T", "true", "TRUE", "True"})
+
+
+def access_log_writer(context: FilterContext) -> AccessLogWriter:
+    """The agent's access-log writer, made from the ``motan-agent`` keys on first use
+    (``log_dir``, ``log_structured``, ``log_buffer_size``, ``rotate_per_hour``)."""
+
+    def make() -> AccessLogWriter:
+        params = context.params
+        size = params.get("log_buffer_size", "")
+        return AccessLogWriter(
+            context.log_dir,
+            structured=params.get("log_structured", "") in _TRUE,
+            buffer_size=int(size) if size.isdigit() and int(size) > 0 else DEFAULT_BUFFER_SIZE,
+            rotate_per_hour=params.get("rotate_per_hour", "true") in _TRUE,
+        )
+
+    return context.get_service(ACCESS_LOG_SERVICE, make)
+
+
+def _body_size(call: Call, response: Frame) -> int:
+    """The response body's size (0 for an exception response, as in the Go agent)."""
+    if response.status:
+        return 0
+    raw = call.raw_response
+    if raw is not None:  # server side: the frame shown to filters has no body
+        try:
+            return len(raw) - HEAD.size - int(HEAD.unpack_from(raw, 0)[5]) - 4
+        except struct.error:
+            return 0
+    return len(response.body)
+
+
+def _transport_exception(exc: BaseException) -> tuple[int, str, int]:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, TransportError):
+        return 400, "channel call error: " + text, 1
+    return 500, "cluster call error: " + text, 1
+
+
+class AccessLogFilter(Filter):
+    """One access-log line per call on a provider endpoint or around a provider."""
+
+    name = "accessLog"
+    kind: ClassVar[FilterKind] = "endpoint"
+    index = 1
+
+    def __init__(self, url: URL, context: FilterContext) -> None:
+        super().__init__(url, context)
+        self.writer = access_log_writer(context)
+
+    def invoke(self, call: Call, proceed: Handler, /) -> None:
+        if self.writer.enabled:
+            call.on_complete(self._done)
+        proceed(call)
+
+    def _remote(self, call: Call) -> str:
+        if call.role == ROLE_SERVER:
+            return call.request.metadata.get(HOST_KEY, "")
+        return call.peer
+
+    def _role(self, call: Call) -> str:
+        return SERVER_ROLE if call.role == ROLE_SERVER else CLIENT_ROLE
+
+    def _done(self, call: Call, response: Frame | None, exc: BaseException | None) -> None:
+        total = int((time.perf_counter() - call.start) * 1000)
+        meta = call.request.metadata
+        biz = 0
+        res_size = 0
+        upstream = ""
+        exception = ""
+        code = "200"
+        if response is not None:
+            rmeta = response.metadata
+            pt = rmeta.get(M_PROCESS_TIME)
+            if pt:
+                try:
+                    biz = int(pt)
+                except ValueError:
+                    biz = 0
+            upstream = rmeta.get(UPSTREAM_CODE, "")
+            value = rmeta.get(M_EXCEPTION) if response.status else None
+            if value:
+                e = parse_exception(value)
+                exception = exception_json(e.errcode, e.errmsg, e.errtype)
+                code = str(e.errcode)
+            else:
+                res_size = _body_size(call, response)
+        else:
+            errcode, errmsg, errtype = _transport_exception(exc or RuntimeError("no response"))
+            exception = exception_json(errcode, errmsg, errtype)
+            code = str(errcode)
+        self.writer.add(
+            (
+                self.name,
+                self._role(call),
+                call.request.request_id,
+                meta.get(M_PATH, ""),
+                meta.get(M_METHOD, ""),
+                meta.get(M_METHOD_DESC, ""),
+                self._remote(call),
+                len(call.request.body),
+                res_size,
+                biz,
+                total,
+                not exception,
+                code,
+                exception,
+                upstream,
+            )
+        )
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "accessLog": self.writer.info()}
+
+
+class ClusterAccessLogFilter(AccessLogFilter):
+    """One access-log line per client call, across the HA strategy's attempts."""
+
+    name = "clusterAccessLog"
+    kind = "cluster"
+    index = 1
+
+    def _remote(self, call: Call) -> str:
+        return ""
+
+    def _role(self, call: Call) -> str:
+        return CLIENT_ROLE

@@ -92,6 +92,9 @@ class Agent:
         #: refers subscribed through the management API (``/registry/subscribe``), by id
         self.dynamic_refers: dict[str, URL] = {}
         self.client_address: tuple[str, int] | None = None
+        #: the gRPC ingress (``grpcPort``) and its address, when configured
+        self.grpc_ingress: Any = None
+        self.grpc_address: tuple[str, int] | None = None
         self.export_addresses: dict[int, tuple[str, int]] = {}
         self.management: Any = None
         self.management_address: tuple[str, int] | None = None
@@ -137,14 +140,16 @@ class Agent:
         await self._start_clusters(self.config.refers)
         await self._start_services()
         await self._start_client_port()
+        await self._start_grpc_port()
         await self._start_management()
         await self._register_agent()
         self._write_pidfile()
         if self.status == STATUS_AVAILABLE:
             await self.set_status(STATUS_AVAILABLE)
         log.info(
-            "agent started: client %s, exports %s, management %s, status %d",
+            "agent started: client %s, grpc %s, exports %s, management %s, status %d",
             self.client_address,
+            self.grpc_address,
             sorted(self.export_addresses),
             self.management_address,
             self.status,
@@ -258,6 +263,7 @@ class Agent:
                 http_locations=self.config.http_locations,
             ),
         )
+        register_provider("grpc", _grpc_provider)
         for sid, urls in self.config.services.items():
             for url in urls:
                 await self.export_service(url, what=f"motan-service.{sid}")
@@ -342,6 +348,21 @@ class Agent:
             raise AgentError(f"motan-agent.port: cannot listen on {a.host}:{a.port}: {e}") from e
         if a.unix_sock:
             await self.client_server.listen_unix(a.unix_sock)
+
+    async def _start_grpc_port(self) -> None:
+        a = self.config.agent
+        if not a.grpc_port:
+            return
+        try:
+            from motanmesh.ingress.grpc import GrpcIngress  # noqa: PLC0415
+        except ImportError as e:
+            raise AgentError(f"motan-agent.grpcPort: {e}") from e
+        ingress = GrpcIngress(self.router, application=self.application)
+        try:
+            self.grpc_address = await ingress.start(a.host, a.grpc_port)
+        except Exception as e:
+            raise AgentError(f"motan-agent.grpcPort: {e}") from e
+        self.grpc_ingress = ingress
 
     async def _start_management(self) -> None:
         self.management = ManagementServer(self)
@@ -436,7 +457,10 @@ class Agent:
     async def stop(self, *, drain: bool = True) -> None:
         deadline = self.drain_seconds if drain else 0.5
         servers = [s for s in [self.client_server, *self.export_servers.values()] if s]
-        await asyncio.gather(*(s.close(deadline) for s in servers), return_exceptions=True)
+        closing = [s.close(deadline) for s in servers]
+        if self.grpc_ingress is not None:
+            closing.append(self.grpc_ingress.close(deadline))
+        await asyncio.gather(*closing, return_exceptions=True)
         for provider in self.providers:
             with contextlib.suppress(Exception):
                 await provider.close()
@@ -479,6 +503,14 @@ def _http_provider(
     from motanmesh.agent.http_provider import HttpProvider  # noqa: PLC0415
 
     return HttpProvider(url, http_service=http_service, http_locations=http_locations)
+
+
+def _grpc_provider(url: URL) -> Provider:
+    # imported on first use: grpcio is an optional dependency (the ``grpc`` extra); without
+    # it the import raises ProviderError, which names the extra
+    from motanmesh.agent.grpc_provider import GrpcProvider  # noqa: PLC0415
+
+    return GrpcProvider(url)
 
 
 async def _close_later(cluster: Cluster, delay: float) -> None:

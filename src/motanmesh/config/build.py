@@ -47,7 +47,7 @@ _AGENT_STRINGS = {
 }
 _AGENT_TYPED = frozenset(
     {"port", "eport", "hport", "mport", "initClusterTimeout", "managementPortRange"}
-    | {"httpProxyEnable", "defaultFilter", "globalFilter"}
+    | {"httpProxyEnable", "defaultFilter", "globalFilter", "grpcPort"}
     | set(_AGENT_STRINGS)
 )
 _AGENT_INTS = frozenset({"processPoolSize", "log_buffer_size"})
@@ -176,6 +176,10 @@ class _Builder:
         if sec.get("managementPortRange") is not None:
             fields["management_port_range"] = self.convert(
                 (AGENT, "managementPortRange"), _port_range, sec["managementPortRange"]
+            )
+        if sec.get("grpcPort") is not None:
+            fields["grpc_port"] = self.convert(
+                (AGENT, "grpcPort"), lambda v: to_port(v, allow_zero=True), sec["grpcPort"]
             )
         if sec.get("httpProxyEnable") is not None:
             fields["http_proxy_enable"] = self.convert(

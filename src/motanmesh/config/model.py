@@ -37,6 +37,8 @@ class AgentConfig:
     management_unix_sock: str = ""
     management_port_range: tuple[int, int] | None = None
     http_proxy_enable: bool = False
+    grpc_port: int = 0
+    """``grpcPort``: the gRPC ingress port on ``host``; 0 (the default) leaves it closed."""
     default_filter: list[str] = field(default_factory=list)
     global_filter: list[str] = field(default_factory=list)
     idc: str = ""

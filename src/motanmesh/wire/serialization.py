@@ -89,7 +89,8 @@ def _load_builtin() -> None:
     if _loaded:
         return
     _loaded = True
-    from motanmesh.wire import breeze, simple  # noqa: PLC0415 - registers themselves
+    from motanmesh.wire import breeze, grpc_pb, simple  # noqa: PLC0415 - registers themselves
 
     register_serialization(simple.SIMPLE_SERIALIZATION)
     register_serialization(breeze.BREEZE_SERIALIZATION)
+    register_serialization(grpc_pb.GRPC_PB_SERIALIZATION)

@@ -1,0 +1,1 @@
+"""Ways for applications to reach the client agent besides Motan2 (gRPC: :mod:`.grpc`)."""

@@ -42,6 +42,8 @@ from motanmesh.registry.base import Registry
 from motanmesh.registry.factory import create_registry
 from motanmesh.registry.snapshot import IdcGroups, SnapshotStore
 from motanmesh.switcher import SwitcherManager
+from motanmesh.telemetry.reporter import Telemetry, TelemetryConfigError
+from motanmesh.telemetry.runtime import RuntimeSample
 from motanmesh.transport.server import MotanServer
 from motanmesh.url import URL
 
@@ -75,6 +77,15 @@ class Agent:
             global_filter=list(a.global_filter),
             params=dict(a.params),
         )
+        self.start_time = time.time()
+        #: metrics: the store the ``metrics`` filters fill, the reporter and its readers
+        try:
+            self.telemetry = Telemetry(
+                self.application, config.metrics, self.filter_context.services, self.start_time
+            )
+        except TelemetryConfigError as e:
+            raise AgentError(str(e)) from e
+        self.telemetry.add_source(self._runtime_samples)
         #: the agent command (``/motan/agent/<application>/command``) last received
         self.agent_command: str | None = None
         self.registries: dict[str, Registry] = {}
@@ -98,7 +109,6 @@ class Agent:
         self.export_addresses: dict[int, tuple[str, int]] = {}
         self.management: Any = None
         self.management_address: tuple[str, int] | None = None
-        self.start_time = time.time()
         self.drain_seconds = float(a.params.get("drainTime", DEFAULT_DRAIN_SECONDS))
         self._stopped = asyncio.Event()
         self._draining = False
@@ -142,6 +152,7 @@ class Agent:
         await self._start_client_port()
         await self._start_grpc_port()
         await self._start_management()
+        await self.telemetry.start()
         await self._register_agent()
         self._write_pidfile()
         if self.status == STATUS_AVAILABLE:
@@ -386,6 +397,26 @@ class Agent:
 
     # ------------------------------------------------------------------ status
 
+    def _runtime_samples(self) -> list[RuntimeSample]:
+        """The Go agent's server-side gauges: connections and requests for no provider."""
+        servers = [s for s in [self.client_server, *self.export_servers.values()] if s]
+        return [
+            RuntimeSample(
+                "motan_server_connections",
+                "gauge",
+                sum(s.connection_count for s in servers),
+                "Open connections to the agent's client and export ports",
+                go_name="motan_server_connection_count",
+            ),
+            RuntimeSample(
+                "motan_not_found_provider_total",
+                "counter",
+                sum(d.not_found_count for d in self.dispatchers.values()),
+                "Requests to an export port that named no exported service",
+                go_name="not_found_provider_count",
+            ),
+        ]
+
     async def set_status(self, status: int) -> None:
         """``/200`` and ``/503``: every registered service available or unavailable in every
         registry; the status is persisted to ``runtime_dir/status``."""
@@ -478,6 +509,8 @@ class Agent:
                 if registry is not None:
                     with contextlib.suppress(Exception):
                         await registry.unregister(url)
+        with contextlib.suppress(Exception):
+            await self.telemetry.close()
         with contextlib.suppress(Exception):
             await self.filter_context.close()
         if self.management is not None:

@@ -19,6 +19,8 @@ mesh registries of Go and Java applications keep working:
 * ``/registry/list``, ``/registry/info`` (the client port as ``mesh_port``).
 * ``/reload/clusters``: re-read the refers.
 * ``/logConfig/get``, ``/logConfig/set?level=|access=|metrics=`` (:mod:`.log_config`).
+* ``/metrics``: call metrics and runtime gauges in the Prometheus text format
+  (``docs/telemetry.md``); ``/status`` counts the last metrics period's calls.
 
 Any HTTP method is accepted; parameters come from the form body or the query string.
 
@@ -305,6 +307,7 @@ class ManagementServer:
             "/reload/clusters": self._reload_clusters,
             "/logConfig/get": self._log_config_get,
             "/logConfig/set": self._log_config_set,
+            "/metrics": self._metrics,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -437,12 +440,13 @@ class ManagementServer:
         return _text(VERSION)
 
     async def _status(self, request: HttpRequest) -> HttpResponse:
-        services = [
-            {"group": u.group, "name": u.path, "methods": []}
-            for u in self.agent.services + self.agent.dynamic_services
-        ]
-        body = {"status": self.agent.status, "service_period_call_count": 0, "services": services}
+        exported = [(u.group, u.path) for u in self.agent.services + self.agent.dynamic_services]
+        body = self.agent.telemetry.status(exported, self.agent.status)
         return _json({"code": 200, "body": body})
+
+    async def _metrics(self, request: HttpRequest) -> HttpResponse:
+        body, content_type = self.agent.telemetry.prometheus()
+        return HttpResponse(200, body.decode(), content_type)
 
     async def _registry_status(self, request: HttpRequest) -> HttpResponse:
         rows = [row for r in self.agent.registries.values() for row in r.status()]

@@ -15,6 +15,7 @@ from motanmesh.config.model import Config
 from motanmesh.filters.base import FilterContext
 from motanmesh.registry.base import Registry
 from motanmesh.switcher import SwitcherManager
+from motanmesh.telemetry.reporter import Telemetry
 from motanmesh.url import URL
 
 __all__ = ["STATUS_AVAILABLE", "STATUS_UNAVAILABLE", "VERSION", "AgentError", "ManagedAgent"]
@@ -46,6 +47,8 @@ class ManagedAgent(Protocol):
     dynamic_services: list[URL]
     client_address: tuple[str, int] | None
     filter_context: FilterContext
+    #: call metrics and runtime gauges (``/metrics``, ``/status``)
+    telemetry: Telemetry
 
     @property
     def runtime_dir(self) -> Path: ...

@@ -30,6 +30,8 @@ ENTRY_POINT_GROUP: Final = "motanmesh.filters"
 BUILTIN_FILTERS: dict[str, str] = {
     "accessLog": "motanmesh.filters.access_log:AccessLogFilter",
     "clusterAccessLog": "motanmesh.filters.access_log:ClusterAccessLogFilter",
+    "metrics": "motanmesh.filters.metrics:MetricsFilter",
+    "clusterMetrics": "motanmesh.filters.metrics:ClusterMetricsFilter",
 }
 
 _classes: dict[str, type[Filter]] = {}

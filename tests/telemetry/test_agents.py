@@ -1,0 +1,259 @@
+"""The ``metrics`` and ``clusterMetrics`` filters in real agents (a client agent and a server
+agent on loopback sockets, the demo service behind them): ``/metrics``, ``/status`` and the
+datagrams count exactly the calls made."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from motanmesh.agent.agent import Agent
+from motanmesh.agent.state import AgentError
+from motanmesh.config.loader import load_config
+from motanmesh.demo.service import DEMO_GROUP, DEMO_SERVICE
+from motanmesh.sdk import MotanClient
+from motanmesh.sdk.errors import MotanBizError, MotanRemoteError
+
+CLIENT = "motan-client-agent"
+SERVER = "motan-server-agent"
+
+
+def _write(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+async def _start(path: Path) -> Agent:
+    config = load_config(path)
+    agent_section = dataclasses.replace(config.agent, port=0, eport=0, mport=0)
+    services = {sid: [u.copy(port=0) for u in urls] for sid, urls in config.services.items()}
+    agent = Agent(dataclasses.replace(config, agent=agent_section, services=services))
+    await agent.start()
+    return agent
+
+
+def _agent_section(tmp_path: Path, name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "application": name,
+        "pidfile": str(tmp_path / f"{name}.pid"),
+        "runtime_dir": str(tmp_path / f"{name}-runtime"),
+        "snapshot_dir": str(tmp_path / f"{name}-snapshot"),
+        "initClusterTimeout": 2000,
+        "drainTime": 0,
+        **extra,
+    }
+
+
+@pytest.fixture
+def udp() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+async def mesh(
+    tmp_path: Path, udp: socket.socket
+) -> AsyncIterator[tuple[Agent, Agent, MotanClient]]:
+    """(server agent with ``metrics`` on its service and datagrams to ``udp``, client
+    agent with ``defaultFilter: metrics,clusterMetrics``, a client of the client agent)."""
+    metrics = {
+        "period": 3600,  # the tests end periods themselves
+        "graphite": [{"name": "test", "host": "127.0.0.1", "port": udp.getsockname()[1]}],
+    }
+    server_doc = {
+        "motan-agent": _agent_section(tmp_path, "server-app"),
+        "motan-registry": {"local": {"protocol": "embedded", "file": str(tmp_path / "s.db")}},
+        "motan-service": {
+            "demo": {
+                "path": DEMO_SERVICE,
+                "group": DEMO_GROUP,
+                "registry": "local",
+                "provider": "python",
+                "pythonService": "motanmesh.demo.service:demo_registry",
+                "export": "motan2:9982",
+                "filter": "metrics",
+            }
+        },
+        "metrics": metrics,
+    }
+    server = await _start(_write(tmp_path / "server.yaml", server_doc))
+    eport = next(iter(server.export_addresses.values()))[1]
+    client_doc = {
+        "motan-agent": _agent_section(
+            tmp_path, "client-app", defaultFilter="metrics,clusterMetrics"
+        ),
+        "motan-registry": {"direct": {"protocol": "direct", "address": f"127.0.0.1:{eport}"}},
+        "motan-refer": {"demo": {"path": DEMO_SERVICE, "group": DEMO_GROUP, "registry": "direct"}},
+    }
+    client_agent = await _start(_write(tmp_path / "client.yaml", client_doc))
+    assert client_agent.client_address is not None
+    host, port = client_agent.client_address
+    async with MotanClient(f"{host}:{port}", application="client-app") as client:
+        yield server, client_agent, client
+    await client_agent.stop(drain=False)
+    await server.stop(drain=False)
+
+
+async def _scrape(agent: Agent) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    assert agent.management_address is not None
+    host, port = agent.management_address
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://{host}:{port}/metrics") as r,
+    ):
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await r.text()
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _labels(role: str, app: str, group: str, method: str, **more: str) -> tuple[Any, ...]:
+    labels = {
+        "role": role,
+        "application": app,
+        "group": group,
+        "service": DEMO_SERVICE,
+        "method": method,
+        **more,
+    }
+    return tuple(sorted(labels.items()))
+
+
+async def _calls(client: MotanClient) -> None:
+    for _ in range(3):
+        assert await client.call(DEMO_SERVICE, "hello", "m", group=DEMO_GROUP) == "hello m"
+    with pytest.raises(MotanBizError):
+        await client.call(DEMO_SERVICE, "fail", "bad", group=DEMO_GROUP)
+    with pytest.raises(MotanRemoteError):
+        await client.call(DEMO_SERVICE, "noSuchMethod", group=DEMO_GROUP)
+    assert await client.call(DEMO_SERVICE, "sleep", 250, group=DEMO_GROUP) == 250
+
+
+async def test_metrics_count_every_call_on_both_sides(
+    mesh: tuple[Agent, Agent, MotanClient],
+) -> None:
+    server, client_agent, client = mesh
+    await _calls(client)
+    await asyncio.sleep(0.05)  # the server side completes after writing the answer
+    for agent, role, app, groups in (
+        (client_agent, CLIENT, "client-app", (DEMO_GROUP, f"{DEMO_GROUP}.cluster")),
+        (server, SERVER, "server-app", (DEMO_GROUP,)),
+    ):
+        got = await _scrape(agent)
+        for group in groups:
+            for method, calls, biz, other, slow in (
+                ("hello", 3, 0, 0, 0),
+                ("fail", 1, 1, 0, 0),
+                ("noSuchMethod", 1, 0, 1, 0),
+                ("sleep", 1, 0, 0, 1),
+            ):
+                labels = _labels(role, app, group, method)
+                where = f"{agent.application} {group} {method}"
+                assert got[("motan_calls_total", labels)] == calls, where
+                assert got[("motan_slow_calls_total", labels)] == slow, where
+                assert got[("motan_call_duration_seconds_count", labels)] == calls, where
+                biz_labels = _labels(role, app, group, method, kind="biz")
+                other_labels = _labels(role, app, group, method, kind="other")
+                assert got[("motan_call_errors_total", biz_labels)] == biz, where
+                assert got[("motan_call_errors_total", other_labels)] == other, where
+            sleep = _labels(role, app, group, "sleep")
+            bucket = "motan_call_duration_seconds_bucket"
+            assert got[(bucket, _labels(role, app, group, "sleep", le="0.2"))] == 0
+            assert got[(bucket, _labels(role, app, group, "sleep", le="1.0"))] == 1
+            assert got[(bucket, _labels(role, app, group, "hello", le="0.05"))] == 3
+            assert got[("motan_call_duration_seconds_sum", sleep)] >= 0.25
+        # only the configured series: no cluster series on the server side
+        roles = {dict(k[1]).get("role") for k in got if k[0] == "motan_calls_total"}
+        assert roles == {role}
+        app_label = (("application", app),)
+        assert got[("motan_agent_resident_memory_bytes", app_label)] > 1 << 20
+        assert got[("motan_server_connections", app_label)] >= 1
+        assert got[("motan_not_found_provider_total", app_label)] == 0
+
+
+async def test_status_and_datagrams_report_the_last_period(
+    mesh: tuple[Agent, Agent, MotanClient], udp: socket.socket
+) -> None:
+    server, _client_agent, client = mesh
+    assert server.management_address is not None
+    host, port = server.management_address
+    await _calls(client)
+    await asyncio.sleep(0.05)
+    await server.telemetry.report()
+    async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/status") as r:
+        doc = await r.json(content_type=None)
+    body = doc["body"]
+    assert body["service_period_call_count"] == 6
+    (service,) = body["services"]
+    assert (service["group"], service["name"]) == (DEMO_GROUP, DEMO_SERVICE)
+    methods = {m["name"]: m["period_call_count"] for m in service["methods"]}
+    assert methods == {"hello": 3, "fail": 1, "noSuchMethod": 1, "sleep": 1}
+
+    datagram = (await asyncio.to_thread(udp.recv, 65536)).decode()
+    lines = datagram.splitlines()
+    prefix = (
+        "motan-server-agent.server-app.motan-demo-rpc.byhost.127_0_0_1."
+        "com_weibo_motan_demo_service_MotanDemoService"
+    )
+    for line in (
+        f"{prefix}.hello.total_count:3|c",
+        f"{prefix}.fail.total_count:1|c",
+        f"{prefix}.fail.biz_error_count:1|c",
+        f"{prefix}.noSuchMethod.other_error_count:1|c",
+        f"{prefix}.sleep.slow_count:1|c",
+        f"{prefix}.sleep.Less500ms:1|c",
+        f"{prefix}.hello.Less50ms:3|c",
+    ):
+        assert line in lines
+    assert any(line.startswith(f"{prefix}.sleep.p99:25") and line.endswith("|kv") for line in lines)
+
+    # the next period starts empty
+    await server.telemetry.report()
+    async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/status") as r:
+        doc = await r.json(content_type=None)
+    assert doc["body"]["service_period_call_count"] == 0
+    assert doc["body"]["services"][0]["methods"] == []
+
+
+async def test_metrics_req_app_also_counts_under_the_caller(
+    mesh: tuple[Agent, Agent, MotanClient],
+) -> None:
+    _server, client_agent, _client = mesh
+    assert client_agent.client_address is not None
+    host, port = client_agent.client_address
+    assert client_agent.switchers.get("metricsReqApp") is False
+    async with MotanClient(f"{host}:{port}", application="other-app") as other:
+        await other.call(DEMO_SERVICE, "hello", "a", group=DEMO_GROUP)
+        client_agent.switchers.set("metricsReqApp", True)
+        await other.call(DEMO_SERVICE, "hello", "b", group=DEMO_GROUP)
+    got = await _scrape(client_agent)
+    for group in (DEMO_GROUP, f"{DEMO_GROUP}.cluster"):
+        assert got[("motan_calls_total", _labels(CLIENT, "client-app", group, "hello"))] == 2
+        assert got[("motan_calls_total", _labels(CLIENT, "other-app", group, "hello"))] == 1
+
+
+async def test_a_bad_metrics_section_stops_the_agent_with_a_clear_error(tmp_path: Path) -> None:
+    doc = {
+        "motan-agent": _agent_section(tmp_path, "bad"),
+        "metrics": {"graphite": [{"name": "x", "host": "127.0.0.1", "port": "none"}]},
+    }
+    with pytest.raises(AgentError, match=r"metrics.graphite\[0\].port"):
+        await _start(_write(tmp_path / "bad.yaml", doc))

@@ -54,6 +54,7 @@ __all__ = [
     "RegistryStatus",
     "agent_command_path",
     "agent_node_path",
+    "agent_node_url",
     "call_listener",
     "command_path",
     "node_path",
@@ -436,6 +437,29 @@ class Registry(ABC):
 
     @abstractmethod
     async def unregister_agent(self, url: URL) -> None: ...
+
+    async def agent_nodes(self) -> list[URL]:
+        """Every live agent node (``/motan/agent/<application>/node/<ip:mport>``) of every
+        application, read now. Backends that cannot list nodes return ``[]``."""
+        return []
+
+
+def agent_node_url(path: str, data: str) -> URL | None:
+    """The agent URL of one node under ``/motan/agent/``, or ``None`` when ``path`` is not an
+    agent node (``/motan/agent/<application>/node/<ip:mport>``) or cannot be read."""
+    parts = path[len(ROOT) + 1 :].split("/") if path.startswith(ROOT + "/") else []
+    if len(parts) != 4 or parts[0] != NODE_AGENT or parts[2] != "node" or not parts[1]:
+        return None
+    host, _, port = parts[3].rpartition(":")
+    if data:
+        try:
+            return URL.parse(data)
+        except ValueError:
+            log.warning("agent node %s holds an unreadable URL: %r", path, data)
+            return None
+    if not host or not port.isdigit():
+        return None
+    return URL("motan2", host, int(port), "", parts[1], {"application": parts[1]})
 
 
 class NodeRegistry(Registry):

@@ -45,6 +45,7 @@ from motanmesh.registry.base import (
     NODE_CLIENT,
     NODE_SERVER,
     NODE_UNAVAILABLE_SERVER,
+    ROOT,
     CommandListener,
     CommandView,
     NodeRegistry,
@@ -55,6 +56,7 @@ from motanmesh.registry.base import (
     RegistryError,
     RegistryStatus,
     agent_node_path,
+    agent_node_url,
     node_path,
     node_url,
     registrations_to_move,
@@ -434,6 +436,11 @@ class EmbeddedRegistry(NodeRegistry):
         path = agent_node_path(url)
         self._nodes.pop(path, None)
         await self._write(Batch(delete=[path]))
+
+    async def agent_nodes(self) -> list[URL]:
+        rows = await self._run(partial(self._store.descendants, f"{ROOT}/{NODE_AGENT}/"))
+        found = (agent_node_url(path, data) for path, data in rows)
+        return [u for u in found if u is not None]
 
 
 REGISTRY_TYPE = EmbeddedRegistry

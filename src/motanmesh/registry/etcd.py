@@ -49,6 +49,7 @@ from motanmesh.registry.base import (
     NODE_CLIENT,
     NODE_SERVER,
     NODE_UNAVAILABLE_SERVER,
+    ROOT,
     CommandListener,
     CommandView,
     NodeRegistry,
@@ -59,6 +60,7 @@ from motanmesh.registry.base import (
     RegistryError,
     RegistryStatus,
     agent_node_path,
+    agent_node_url,
     node_path,
     node_url,
     registrations_to_move,
@@ -756,6 +758,11 @@ class EtcdRegistry(NodeRegistry):
         path = agent_node_path(url)
         self._nodes.pop(path, None)
         await self._submit(_Txn(delete=[path]))
+
+    async def agent_nodes(self) -> list[URL]:
+        nodes, _ = await self._range(f"{ROOT}/{NODE_AGENT}/", prefix=True)
+        found = (agent_node_url(path, data) for path, data in sorted(nodes.items()))
+        return [u for u in found if u is not None]
 
 
 REGISTRY_TYPE = EtcdRegistry

@@ -227,6 +227,13 @@ class SqliteStore:
         with self._transaction("read") as conn:
             return self._children(conn, directory, self.clock())
 
+    def descendants(self, prefix: str) -> list[Row]:
+        """``(path, data)`` of every live node whose path starts with ``prefix``."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        with self._transaction("read") as conn:
+            rows = conn.execute(_CHILDREN, (prefix, upper, self.clock())).fetchall()
+        return [(str(path), str(data)) for path, data in rows]
+
     def get(self, path: str) -> str | None:
         """The data of a live node, or ``None``."""
         with self._transaction("read") as conn:

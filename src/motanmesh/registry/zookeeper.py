@@ -72,6 +72,7 @@ from motanmesh.registry.base import (
     NODE_CLIENT,
     NODE_SERVER,
     NODE_UNAVAILABLE_SERVER,
+    ROOT,
     CommandListener,
     CommandView,
     NodeRegistry,
@@ -81,6 +82,7 @@ from motanmesh.registry.base import (
     RegistryError,
     RegistryStatus,
     agent_node_path,
+    agent_node_url,
     node_path,
     node_url,
     service_dir,
@@ -893,6 +895,38 @@ class ZookeeperRegistry(NodeRegistry):
         path = agent_node_path(url)
         self._owned.pop(path, None)
         await self._submit([(path, None)])
+
+    async def agent_nodes(self) -> list[URL]:
+        self._require_started()
+        top = f"{ROOT}/{NODE_AGENT}"
+        found: list[URL] = []
+        try:
+            try:
+                applications = await self._zk(lambda c: c.get_children_async(top))
+            except NoNodeError:
+                return []
+            for application in sorted(applications):
+                directory = f"{top}/{application}/node"
+                try:
+                    names = await self._zk(partial(_children, path=directory))
+                except NoNodeError:
+                    continue
+                for name in sorted(names):
+                    path = f"{directory}/{name}"
+                    try:
+                        data, _stat = await self._zk(partial(_get_data, path=path))
+                    except NoNodeError:
+                        continue
+                    url = agent_node_url(path, decode_node_data(data))
+                    if url is not None:
+                        found.append(url)
+        except (*_TRANSIENT, KazooException) as err:
+            raise RegistryError(f"{self.name}: cannot list agent nodes: {_describe(err)}") from err
+        return found
+
+
+def _children(client: Any, *, path: str) -> Any:
+    return client.get_children_async(path)
 
 
 def _handshake_socket(client: Any) -> Any:

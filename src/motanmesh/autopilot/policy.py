@@ -1,0 +1,186 @@
+"""The policy: from the model of one service and the split in force, the next split.
+
+Shares are whole percentages (what ``mergeGroups`` weights can express). For each source group
+``A``, in the configured order, with ``f`` the share it sends away now:
+
+* **need** = the share that brings A's *demand* down to the target level:
+  ``1 - target * capacity / demand``, at most ``maxShare``. When A breaks its SLO and the rate
+  asks for no more than ``f``, the need is ``f`` plus one step (the SLO guard).
+* **room** = what the other groups can take without going over their own warning level
+  (their expected load without A's calls; groups that send traffic away themselves or break
+  their SLO take nothing). A split over the room is lowered at once (``receiver-guard``).
+* **shift**: A's level is over the warning level (or its SLO is broken) and need > f: move up
+  to one ``stepLimit`` towards the need, within the room, unless traffic was moved back less
+  than ``cooldown`` seconds ago.
+* **return**: need < f - ``hysteresis``: move back up to one step, but only once ``hold``
+  seconds have passed since the last shift and ``cooldown`` since the last change.
+
+The share sent away is divided between the receivers in proportion to their room. Nothing here
+reads a clock or does I/O: ``now`` is given, :class:`Memory` carries the times of changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from motanmesh.autopilot.config import ServiceConfig
+from motanmesh.autopilot.model import ServiceState, Split, expected_loads
+
+__all__ = ["RULES", "Memory", "Outcome", "decide", "distribute", "own_split"]
+
+RULES: Final = (
+    "steady",
+    "shift",
+    "slo-guard",
+    "return",
+    "hold",
+    "cooldown",
+    "receivers-full",
+    "receiver-guard",
+    "stale",
+    "operator",
+)
+
+
+@dataclass(slots=True)
+class Memory:
+    """When a source group's split last went up and down (the autopilot's clock)."""
+
+    last_raise: float = -math.inf
+    last_lower: float = -math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    source: str
+    rule: str
+    detail: str
+    before: dict[str, int]
+    after: dict[str, int]
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def own_split(group: str) -> dict[str, int]:
+    return {group: 100}
+
+
+def distribute(source: str, share: int, room: dict[str, float]) -> dict[str, int]:
+    """``share`` percent of ``source``'s calls divided between receivers in proportion to
+    their room (largest remainder), the rest kept by ``source``."""
+    total = sum(room.values())
+    result = {source: 100 - share}
+    if share <= 0 or total <= 0:
+        return own_split(source)
+    exact = {g: share * r / total for g, r in room.items()}
+    floors = {g: math.floor(v) for g, v in exact.items()}
+    left = share - sum(floors.values())
+    for g in sorted(exact, key=lambda g: exact[g] - floors[g], reverse=True)[:left]:
+        floors[g] += 1
+    result.update({g: v for g, v in floors.items() if v > 0})
+    return result
+
+
+def _sent(source: str, shares: dict[str, int]) -> int:
+    return 100 - shares.get(source, 100)
+
+
+def decide(
+    config: ServiceConfig, state: ServiceState, split: Split, memory: dict[str, Memory], now: float
+) -> list[Outcome]:
+    """One outcome per source group; ``split`` is not changed (the result's ``after`` is)."""
+    policy = config.policy
+    working: Split = {g: dict(split.get(g) or own_split(g)) for g in config.groups}
+    demand = {g: s.demand for g, s in state.groups.items()}
+    step = max(1, round(policy.step_limit * 100))
+    max_pct = round(policy.max_share * 100)
+    hysteresis = round(policy.hysteresis * 100)
+    outcomes: list[Outcome] = []
+    for source in config.groups:
+        me = state.groups[source]
+        mem = memory.setdefault(source, Memory())
+        before = working[source]
+        f = _sent(source, before)
+        # room at the receivers, without this source's calls
+        without = dict(working)
+        without[source] = own_split(source)
+        base = expected_loads(config.groups, demand, without)
+        room: dict[str, float] = {}
+        for g in config.groups:
+            other = state.groups[g]
+            if g == source or other.capacity <= 0 or other.slo_breach:
+                continue
+            if _sent(g, working[g]) > 0:
+                continue
+            free = policy.warning * other.capacity - base[g]
+            if free > 0:
+                room[g] = free
+        if me.demand > 0:
+            roomy = math.floor(100 * sum(room.values()) / me.demand + 1e-9)
+        else:
+            roomy = 100 if room else 0
+        cap = min(max_pct, roomy)
+        if me.capacity > 0 and me.demand > 0:
+            need = math.ceil(100 * (1 - policy.target * me.capacity / me.demand) - 1e-9)
+        else:
+            need = max_pct if me.demand > 0 else 0
+        need = max(0, min(need, max_pct))
+        over = me.demand_level > policy.warning
+        rule, detail = "steady", ""
+        if me.slo_breach and need <= f:
+            need = min(max_pct, f + step)
+            over = True
+        target_pct = f
+        level = f"demand level {me.demand_level:.2f}"
+        if f > cap:
+            target_pct = max(0, cap)
+            rule, detail = "receiver-guard", f"receivers can take only {cap}% of {source}'s calls"
+        elif over and need > f:
+            if now - mem.last_lower < policy.cooldown:
+                rule, detail = "cooldown", f"{level} > warning, but traffic moved back recently"
+            else:
+                # raise only within the room less the hysteresis, so that noise in the
+                # receivers' demand does not trip the receiver guard right after
+                room_limit = roomy - hysteresis if f else roomy
+                target_pct = min(need, f + step, max_pct, room_limit)
+                if f > 0 and target_pct == room_limit and target_pct < f + max(1, hysteresis):
+                    target_pct = f
+                if target_pct <= f:
+                    target_pct = f
+                    rule = "receivers-full"
+                    detail = f"{level} > warning {policy.warning:g}; receivers have no room"
+                elif me.slo_breach:
+                    rule, detail = "slo-guard", f"{source}: {me.slo_breach}"
+                else:
+                    rule = "shift"
+                    detail = f"{level} > warning {policy.warning:g}; need {need}% moved"
+        elif need < f - hysteresis or (need == 0 < f):
+            if now - mem.last_raise < policy.hold:
+                rule, detail = "hold", f"{level}; holding the shift for {policy.hold:g}s"
+            elif now - max(mem.last_raise, mem.last_lower) < policy.cooldown:
+                rule, detail = "cooldown", f"{level}; waiting {policy.cooldown:g}s between steps"
+            else:
+                target_pct = max(need, f - step)
+                rule, detail = "return", f"{level}; need only {need}% moved"
+        elif over:
+            detail = f"{level} > warning; {f}% moved already covers the need ({need}%)"
+        after = before
+        if target_pct != f:
+            if target_pct <= 0:
+                after = own_split(source)
+            elif target_pct < f:  # scale the receivers down, never add one
+                current = {g: float(p) for g, p in before.items() if g != source and p > 0}
+                after = distribute(source, target_pct, current)
+            else:
+                after = distribute(source, target_pct, room)
+            if target_pct > f:
+                mem.last_raise = now
+            else:
+                mem.last_lower = now
+            working[source] = after
+        outcomes.append(Outcome(source, rule, detail, dict(before), dict(after)))
+    return outcomes

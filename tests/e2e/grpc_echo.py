@@ -19,22 +19,23 @@ READY: Final = "grpc-echo listening on"
 SERVICE: Final = "motanmesh.test.Echo"
 
 
-def compile_stubs(out: Path) -> None:
-    """Generate ``echo_pb2`` and ``echo_pb2_grpc`` into ``out`` with grpcio-tools."""
+def compile_stubs(out: Path, proto: Path = PROTO) -> None:
+    """Generate ``<name>_pb2`` and ``<name>_pb2_grpc`` for ``proto`` (default the echo
+    service's) into ``out`` with grpcio-tools."""
     from grpc_tools import protoc  # noqa: PLC0415
 
     out.mkdir(parents=True, exist_ok=True)
     rc = protoc.main(
         [
             "grpc_tools.protoc",
-            f"-I{PROTO.parent}",
+            f"-I{proto.parent}",
             f"--python_out={out}",
             f"--grpc_python_out={out}",
-            str(PROTO),
+            str(proto),
         ]
     )
     if rc != 0:
-        raise RuntimeError(f"protoc failed with {rc} for {PROTO}")
+        raise RuntimeError(f"protoc failed with {rc} for {proto}")
 
 
 def load_stubs(out: Path) -> tuple[Any, Any]:

@@ -106,6 +106,9 @@ class Agent:
         #: the gRPC ingress (``grpcPort``) and its address, when configured
         self.grpc_ingress: Any = None
         self.grpc_address: tuple[str, int] | None = None
+        #: the HTTP forward proxy (``httpProxyEnable``; :mod:`motanmesh.ingress.http`)
+        self.http_proxy: Any = None
+        self.http_proxy_address: tuple[str, int] | None = None
         self.export_addresses: dict[int, tuple[str, int]] = {}
         self.management: Any = None
         self.management_address: tuple[str, int] | None = None
@@ -151,6 +154,8 @@ class Agent:
         await self._start_services()
         await self._start_client_port()
         await self._start_grpc_port()
+        if self.config.agent.http_proxy_enable:
+            await self._start_http_proxy()
         await self._start_management()
         await self.telemetry.start()
         await self._register_agent()
@@ -262,7 +267,10 @@ class Agent:
 
     def _on_agent_command(self, command: str | None) -> None:
         self.agent_command = command
-        for cluster in list(self.clusters.values()):
+        clusters = list(self.clusters.values())
+        if self.http_proxy is not None:
+            clusters += self.http_proxy.domains.all_clusters()
+        for cluster in clusters:
             cluster.on_agent_command(command)
 
     async def _start_services(self) -> None:
@@ -374,6 +382,39 @@ class Agent:
         except Exception as e:
             raise AgentError(f"motan-agent.grpcPort: {e}") from e
         self.grpc_ingress = ingress
+
+    async def _start_http_proxy(self) -> None:
+        from motanmesh.ingress.http import HttpDomains, HttpProxyServer  # noqa: PLC0415
+
+        a = self.config.agent
+        domains = HttpDomains(self.config.http_client, self.config.http_locations, self._cluster)
+        self.http_proxy = HttpProxyServer(
+            host=a.host,
+            port=a.hport,
+            params=a.params,
+            route=self.router.route,
+            domains=domains,
+            local_ip=self.local_ip,
+            application=self.application,
+        )
+        try:
+            self.http_proxy_address = await self.http_proxy.start()
+        except OSError as e:
+            raise AgentError(f"motan-agent.hport: cannot listen on {a.host}:{a.hport}: {e}") from e
+
+    async def _cluster(self, configured: URL) -> Cluster:
+        """A started cluster for a refer built at run time (the HTTP proxy's upstreams)."""
+        refer = self._resolve_refer(configured)
+        cluster = Cluster(
+            refer,
+            self._registries_of(refer, "http-client"),
+            local_ip=self.local_ip,
+            switchers=self.switcher_commands,
+            filters=resolve_filters(refer, self.filter_context),
+        )
+        cluster.on_agent_command(self.agent_command)
+        await cluster.start()
+        return cluster
 
     async def _start_management(self) -> None:
         self.management = ManagementServer(self)
@@ -492,6 +533,9 @@ class Agent:
         if self.grpc_ingress is not None:
             closing.append(self.grpc_ingress.close(deadline))
         await asyncio.gather(*closing, return_exceptions=True)
+        if self.http_proxy is not None:
+            with contextlib.suppress(Exception):
+                await self.http_proxy.close()
         for provider in self.providers:
             with contextlib.suppress(Exception):
                 await provider.close()

@@ -528,6 +528,21 @@ class ManagementServer:
                 "unixSock": agent.config.agent.unix_sock,
             },
             "agentPortServer": ports,
+            **self._http_proxy_info(),
+        }
+
+    def _http_proxy_info(self) -> dict[str, Any]:
+        proxy = self.agent.http_proxy
+        if proxy is None or proxy.address is None:
+            return {}
+        host, port = proxy.address
+        return {
+            "httpProxyServer": {
+                "address": f"{host}:{port}",
+                "deny": sorted(proxy.deny),
+                "defaultDomain": proxy.default_domain,
+                "httpClients": proxy.domains.runtime_info(),
+            }
         }
 
     def _basic_info(self) -> dict[str, Any]:

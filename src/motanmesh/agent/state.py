@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from motanmesh import __version__
 from motanmesh.agent.dispatcher import ServerDispatcher
@@ -49,6 +49,8 @@ class ManagedAgent(Protocol):
     filter_context: FilterContext
     #: call metrics and runtime gauges (``/metrics``, ``/status``)
     telemetry: Telemetry
+    #: the HTTP forward proxy when enabled (``motanmesh.ingress.http.HttpProxyServer``)
+    http_proxy: Any
 
     @property
     def runtime_dir(self) -> Path: ...

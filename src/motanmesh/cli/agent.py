@@ -108,7 +108,8 @@ async def _serve(config: Config, *, recover: bool) -> int:
         f"motanmesh agent ready: client {_fmt(agent.client_address)}, "
         f"management {_fmt(agent.management_address)}, "
         f"exports {', '.join(_fmt(a) for a in agent.export_addresses.values()) or '-'}"
-        + (f", grpc {_fmt(agent.grpc_address)}" if agent.grpc_address else ""),
+        + (f", grpc {_fmt(agent.grpc_address)}" if agent.grpc_address else "")
+        + (f", http proxy {_fmt(agent.http_proxy_address)}" if agent.http_proxy_address else ""),
         flush=True,
     )
     await agent.wait_stopped()

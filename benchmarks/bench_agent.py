@@ -10,12 +10,16 @@ For each path and concurrency (default c = 1, 16, 64) it prints motanload's JSON
 the ratio to ``direct`` at the same concurrency, plus the resident memory of each agent after
 the load. Build the tools first (benchmarks/README.md, "What the benchmarks need").
 
+``--filters accessLog,metrics`` runs one more pair of agents per filter list (lists separated
+by ``;``) with that list as ``defaultFilter`` on both agents; their paths are named
+``server/<list>`` and ``mesh/<list>`` and the filter cost is their ratio to ``server``/``mesh``.
+
 ``--builds installed,interpreted`` runs a second pair of agents on the interpreted wire modules
 (the sources without their mypyc extensions), so the compiled codec's effect is a ratio within
 one run; their paths are named ``server/interpreted`` and ``mesh/interpreted``.
 
     python benchmarks/bench_agent.py [--seconds 5] [--rounds 2] [--conc 1,16,64] [--tools .tools]
-        [--builds installed[,interpreted]]
+        [--builds installed[,interpreted]] [--filters accessLog,metrics[;metrics]]
 """
 
 from __future__ import annotations
@@ -43,13 +47,14 @@ from harness import (
 )
 
 
-def configs(work: Path, echo: int, ports: dict[str, int]) -> tuple[Path, Path]:
+def configs(work: Path, echo: int, ports: dict[str, int], filters: str = "") -> tuple[Path, Path]:
     work.mkdir(parents=True, exist_ok=True)
     registry = work / "registry.db"
+    extra = f", defaultFilter: '{filters}', log_dir: {work}/logs" if filters else ""
     server = work / "server.yaml"
     server.write_text(f"""\
 motan-agent: {{port: {ports["s_port"]}, mport: {ports["s_mport"]}, application: bench-server,
-  runtime_dir: {work}/s-run, pidfile: {work}/s.pid, drainTime: 0}}
+  runtime_dir: {work}/s-run, pidfile: {work}/s.pid, drainTime: 0{extra}}}
 motan-registry: {{local: {{protocol: embedded, address: {registry}}}}}
 motan-service:
   echo: {{registry: local, path: {SERVICE}, group: {GROUP},
@@ -58,7 +63,7 @@ motan-service:
     client = work / "client.yaml"
     client.write_text(f"""\
 motan-agent: {{port: {ports["c_port"]}, mport: {ports["c_mport"]}, application: bench-client,
-  runtime_dir: {work}/c-run, pidfile: {work}/c.pid, drainTime: 0}}
+  runtime_dir: {work}/c-run, pidfile: {work}/c.pid, drainTime: 0{extra}}}
 motan-registry: {{local: {{protocol: embedded, address: {registry}}}}}
 motan-refer:
   echo: {{registry: local, path: {SERVICE}, group: {GROUP}, requestTimeout: 3000}}
@@ -67,11 +72,16 @@ motan-refer:
 
 
 def start_agents(
-    work: Path, echo: int, env: dict[str, str] | None, procs: list[subprocess.Popen[bytes]]
+    work: Path,
+    echo: int,
+    env: dict[str, str] | None,
+    procs: list[subprocess.Popen[bytes]],
+    filters: str = "",
 ) -> tuple[dict[str, str], subprocess.Popen[bytes], subprocess.Popen[bytes]]:
-    """A server agent and a client agent in front of ``echo``; their listening addresses."""
+    """A server agent and a client agent in front of ``echo`` (with ``filters`` as their
+    ``defaultFilter``); their listening addresses."""
     ports = {k: free_port() for k in ("s_port", "s_mport", "export", "c_port", "c_mport")}
-    server_cfg, client_cfg = configs(work, echo, ports)
+    server_cfg, client_cfg = configs(work, echo, ports, filters)
     agent = [sys.executable, "-m", "motanmesh.cli", "agent", "-log_level", "warning", "-c"]
     server = subprocess.Popen([*agent, str(server_cfg)], stdout=subprocess.DEVNULL, env=env)
     procs.append(server)
@@ -93,6 +103,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; best kept")
     parser.add_argument("--tools", default=".tools")
     parser.add_argument("--builds", default="installed", help="installed[,interpreted]")
+    parser.add_argument("--filters", default="", help="filter lists (a;b), one agent pair each")
     args = parser.parse_args()
     tools = Path(args.tools).resolve()
     problem = require_go_tools(tools)
@@ -118,6 +129,10 @@ def main() -> int:
             started, server, client = start_agents(work / build, echo, env, procs)
             agents[build] = (server, client)
             paths.update({f"{name}{suffix}": addr for name, addr in started.items()})
+        for i, filters in enumerate(f for f in args.filters.split(";") if f):
+            started, server, client = start_agents(work / f"filters{i}", echo, None, procs, filters)
+            agents[filters] = (server, client)
+            paths.update({f"{name}/{filters}": addr for name, addr in started.items()})
         time.sleep(1.5)
         print(
             f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.seconds:g} s/point, "

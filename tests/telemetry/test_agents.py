@@ -257,3 +257,68 @@ async def test_a_bad_metrics_section_stops_the_agent_with_a_clear_error(tmp_path
     }
     with pytest.raises(AgentError, match=r"metrics.graphite\[0\].port"):
         await _start(_write(tmp_path / "bad.yaml", doc))
+
+
+async def test_runtime_gauges_in_metrics_and_datagrams(tmp_path: Path, udp: socket.socket) -> None:
+    doc = {
+        "motan-agent": _agent_section(
+            tmp_path, "gauge-app", defaultFilter="accessLog", log_dir=str(tmp_path / "logs")
+        ),
+        "motan-registry": {"local": {"protocol": "embedded", "file": str(tmp_path / "g.db")}},
+        "motan-service": {
+            "demo": {
+                "path": DEMO_SERVICE,
+                "group": DEMO_GROUP,
+                "registry": "local",
+                "provider": "python",
+                "pythonService": "motanmesh.demo.service:demo_registry",
+                "export": "motan2:9982",
+            }
+        },
+        "metrics": {
+            "period": 3600,
+            "sampleInterval": 30,
+            "graphite": [{"name": "t", "host": "127.0.0.1", "port": udp.getsockname()[1]}],
+        },
+    }
+    agent = await _start(_write(tmp_path / "gauge.yaml", doc))
+    try:
+        host, port = next(iter(agent.export_addresses.values()))
+        async with MotanClient(f"{host}:{port}", application="x") as client:
+            with pytest.raises(MotanRemoteError):
+                await client.call("com.example.NoSuchService", "m", group=DEMO_GROUP)
+            assert await client.call(DEMO_SERVICE, "hello", "g", group=DEMO_GROUP) == "hello g"
+            got = await _scrape(agent)
+            app = (("application", "gauge-app"),)
+            assert got[("motan_not_found_provider_total", app)] == 1
+            connections = sum(s.connection_count for s in agent.export_servers.values())
+            assert connections >= 1
+            assert got[("motan_server_connections", app)] == connections
+            assert got[("motan_accesslog_discarded_total", app)] == 0
+            assert got[("motan_agent_cpu_seconds_total", app)] > 0
+            # no gauges before the sample interval has passed, then the Go samplers' values
+            await agent.telemetry.report()
+            await agent.telemetry.report(now=agent.telemetry.started + 3600)
+            datagram = (await asyncio.to_thread(udp.recv, 65536)).decode()
+        prefix = "motan-agent.gauge-app.motan-stat.byhost.127_0_0_1.status."
+        gauges = {
+            line[len(prefix) :].split(":")[0]: line.split(":")[1]
+            for line in datagram.splitlines()
+            if line.startswith(prefix)
+        }
+        assert gauges["not_found_provider_count"] == "1|kv"
+        assert gauges["motan_server_connection_count"] == f"{connections}|kv"
+        assert gauges["accesslog_discard_count"] == "0|kv"
+        assert int(gauges["memory"].split("|")[0]) > 1
+        assert set(gauges) == {
+            "memory",
+            "cpu",
+            "motan_server_connection_count",
+            "not_found_provider_count",
+            "accesslog_discard_count",
+        }
+        # counters go out as their increase since the last sample
+        second = {g.name: g.value for g in agent.telemetry.gauges()}
+        assert second["not_found_provider_count"] == 0
+    finally:
+        await agent.stop(drain=False)

@@ -76,7 +76,8 @@ class MetricsFilter(Filter):
             )
             if len(self._series) < self.store.max_series:
                 self._series[key] = stats
-        error = error_kind(response, exc)
+        # a plain success is the common case: no need to look for M_e
+        error = None if response is not None and not response.status else error_kind(response, exc)
         stats.record(seconds, error)
         if call.role != ROLE_SERVER and self._switchers.is_open(REQ_APP_SWITCHER):
             caller = metadata.get(M_SOURCE, "")

@@ -216,6 +216,7 @@ class CarbonWriter:
         self.port = port
         self.prefix = prefix
         self.timeout = timeout
+        self._last_timestamp = 0
 
     def __repr__(self) -> str:
         return f"CarbonWriter({self.name!r}, {self.host}:{self.port})"
@@ -229,6 +230,9 @@ class CarbonWriter:
             asyncio.open_connection(self.host, self.port), self.timeout
         )
         del reader
+        # one whisper slot per period, even when a late period ends in the same second
+        timestamp = max(timestamp, self._last_timestamp + 1)
+        self._last_timestamp = timestamp
         try:
             local_ip = str(writer.get_extra_info("sockname")[0])
             lines = carbon_lines(snaps, gauges, local_ip, timestamp, self.prefix)

@@ -40,7 +40,8 @@ log = logging.getLogger("motanmesh.telemetry")
 
 DEFAULT_PERIOD: Final = 5
 DEFAULT_SAMPLE_INTERVAL: Final = 30
-TOTAL_COUNT: Final = ".total_count"
+#: where the accessLog filters keep their writer among the shared objects
+ACCESS_LOG_SERVICE: Final = "accessLog"
 
 
 class TelemetryConfigError(ValueError):
@@ -144,6 +145,17 @@ class Telemetry:
                 out.extend(source())
             except Exception:
                 log.exception("a runtime gauge source failed")
+        discarded = getattr(self.services.get(ACCESS_LOG_SERVICE), "discarded", None)
+        if isinstance(discarded, int):  # the accessLog filters' writer
+            out.append(
+                RuntimeSample(
+                    "motan_accesslog_discarded_total",
+                    "counter",
+                    discarded,
+                    "Access-log entries dropped because the buffer was full",
+                    go_name="accesslog_discard_count",
+                )
+            )
         for name, service in list(self.services.items()):
             report = getattr(service, "runtime_samples", None)
             if report is None:

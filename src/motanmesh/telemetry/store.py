@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
@@ -47,6 +47,8 @@ log = logging.getLogger("motanmesh.telemetry")
 METRICS_SERVICE: Final = "metrics"
 #: calls slower than this many milliseconds are "slow" (the Go agent: cost > 200)
 SLOW_MS: Final = 200
+#: a call at least this long has more than 200 whole milliseconds
+_SLOW_SECONDS: Final = (SLOW_MS + 1) / 1000
 #: the Go agent's latency buckets, by whole milliseconds
 ELAPSE_SUFFIXES: Final = (".Less50ms", ".Less100ms", ".Less200ms", ".Less500ms", ".More500ms")
 _ELAPSE_BOUNDS: Final = (50, 100, 200, 500)
@@ -66,6 +68,17 @@ DURATION_BUCKETS: Final = (
     5.0,
     10.0,
 )
+# the Go buckets as slices of the duration buckets (whose bounds include theirs)
+_ELAPSE_SLICES: Final = tuple(
+    zip(
+        (0, *(DURATION_BUCKETS.index(b / 1000) + 1 for b in _ELAPSE_BOUNDS)),
+        (
+            *(DURATION_BUCKETS.index(b / 1000) + 1 for b in _ELAPSE_BOUNDS),
+            len(DURATION_BUCKETS) + 1,
+        ),
+        strict=True,
+    )
+)
 #: latencies kept per series and period for percentiles (the Go agent's sample size)
 SAMPLE_SIZE: Final = 1024
 #: the percentiles of the metric datagrams: name → quantile
@@ -84,15 +97,17 @@ OVERFLOW_METHOD: Final = "_other_"
 
 def elapse_index(ms: int) -> int:
     """Index into :data:`ELAPSE_SUFFIXES` of a latency in whole milliseconds."""
-    if ms < 50:
-        return 0
-    if ms < 100:
-        return 1
-    if ms < 200:
-        return 2
-    if ms < 500:
-        return 3
-    return 4
+    return bisect_right(_ELAPSE_BOUNDS, ms)
+
+
+def _unit() -> float:
+    """A random number in (0, 1)."""
+    return random.random() or 5e-324
+
+
+def _skip(w: float) -> int:
+    """How many calls the reservoir skips before keeping one, at weight ``w``."""
+    return math.floor(math.log(_unit()) / math.log(max(1.0 - w, 1e-300)))
 
 
 def percentiles(values: list[int], quantiles: tuple[float, ...]) -> list[float]:
@@ -144,96 +159,137 @@ class PeriodSnapshot:
     elapse: list[int]
     #: latencies in whole milliseconds (at most :data:`SAMPLE_SIZE`, a uniform sample)
     sample: list[int]
-    sum_ms: int
-
-    @property
-    def mean_ms(self) -> float:
-        return self.sum_ms / self.calls if self.calls else 0.0
+    #: the mean latency in milliseconds
+    mean_ms: float
 
 
 class CallStats:
-    """The counters of one series."""
+    """The counters of one series. A call is counted in the period counters (``p_*``) only;
+    ending a period folds them into the totals, so the cumulative values (:attr:`calls`,
+    :attr:`buckets`...) are the totals plus the current period."""
 
     __slots__ = (
-        "biz_errors",
-        "buckets",
-        "calls",
-        "duration_sum",
+        "_biz",
+        "_buckets",
+        "_calls",
+        "_other",
+        "_seconds",
+        "_slow",
         "key",
-        "other_errors",
         "p_biz",
+        "p_buckets",
         "p_calls",
-        "p_elapse",
+        "p_next",
         "p_other",
         "p_sample",
+        "p_seconds",
         "p_slow",
-        "p_sum_ms",
-        "slow",
+        "p_w",
     )
 
     def __init__(self, key: SeriesKey) -> None:
         self.key = key
-        # cumulative
-        self.calls = 0
-        self.biz_errors = 0
-        self.other_errors = 0
-        self.slow = 0
-        #: per bucket of :data:`DURATION_BUCKETS` (+Inf last), not cumulative across buckets
-        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
-        self.duration_sum = 0.0
+        # totals of the ended periods
+        self._calls = 0
+        self._biz = 0
+        self._other = 0
+        self._slow = 0
+        self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self._seconds = 0.0
         # this period
         self.p_calls = 0
         self.p_biz = 0
         self.p_other = 0
         self.p_slow = 0
-        self.p_elapse = [0, 0, 0, 0, 0]
+        #: per bucket of :data:`DURATION_BUCKETS` (+Inf last), not cumulative across buckets
+        self.p_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.p_sample: list[int] = []
-        self.p_sum_ms = 0
+        self.p_seconds = 0.0
+        #: past :data:`SAMPLE_SIZE` calls: the count of the next call to keep, and the
+        #: reservoir's weight (Li's "algorithm L": one comparison for the calls skipped)
+        self.p_next = 0
+        self.p_w = 0.0
 
     def record(self, seconds: float, error: str | None) -> None:
         """One call that took ``seconds`` and ended with ``error`` (None, "biz", "other")."""
-        self.calls += 1
         self.p_calls += 1
         if error is not None:
             if error == ERROR_BIZ:
-                self.biz_errors += 1
                 self.p_biz += 1
             else:
-                self.other_errors += 1
                 self.p_other += 1
-        ms = int(seconds * 1000)
-        if ms > SLOW_MS:
-            self.slow += 1
+        if seconds >= _SLOW_SECONDS:
             self.p_slow += 1
-        self.buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
-        self.duration_sum += seconds
-        self.p_elapse[elapse_index(ms)] += 1
-        self.p_sum_ms += ms
-        sample = self.p_sample
-        if len(sample) < SAMPLE_SIZE:
-            sample.append(ms)
-        else:  # uniform reservoir (go-metrics' decaying sample with alpha 0)
-            j = random.randrange(self.p_calls)
-            if j < SAMPLE_SIZE:
-                sample[j] = ms
+        self.p_buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.p_seconds += seconds
+        if self.p_calls <= SAMPLE_SIZE:
+            self.p_sample.append(int(seconds * 1000))
+        elif self.p_calls >= self.p_next:
+            self._keep(int(seconds * 1000))
+
+    def _keep(self, ms: int) -> None:
+        """A uniform sample of the period's calls (as go-metrics' decaying sample with
+        alpha 0): the first past :data:`SAMPLE_SIZE` draws the first skip; each kept call
+        replaces a random one and draws the next skip."""
+        if self.p_next == 0:
+            self.p_w = math.exp(math.log(_unit()) / SAMPLE_SIZE)
+            self.p_next = SAMPLE_SIZE + _skip(self.p_w) + 1
+            if self.p_calls < self.p_next:
+                return
+        self.p_sample[random.randrange(SAMPLE_SIZE)] = ms
+        self.p_w *= math.exp(math.log(_unit()) / SAMPLE_SIZE)
+        self.p_next = self.p_calls + _skip(self.p_w) + 1
+
+    # cumulative views (Prometheus)
+
+    @property
+    def calls(self) -> int:
+        return self._calls + self.p_calls
+
+    @property
+    def biz_errors(self) -> int:
+        return self._biz + self.p_biz
+
+    @property
+    def other_errors(self) -> int:
+        return self._other + self.p_other
+
+    @property
+    def slow(self) -> int:
+        return self._slow + self.p_slow
+
+    @property
+    def buckets(self) -> list[int]:
+        return [a + b for a, b in zip(self._buckets, self.p_buckets, strict=True)]
+
+    @property
+    def duration_sum(self) -> float:
+        return self._seconds + self.p_seconds
 
     def snapshot_and_clear(self) -> PeriodSnapshot | None:
         """This period's calls (``None`` when there were none), and a new period."""
-        if not self.p_calls:
+        calls = self.p_calls
+        if not calls:
             return None
+        sample = self.p_sample
+        # the mean of the whole milliseconds (Go: of its sample, the same up to 1024 calls)
+        mean = sum(sample) / len(sample) if calls <= SAMPLE_SIZE else self.p_seconds * 1000 / calls
+        b = self.p_buckets
+        elapse = [sum(b[lo:hi]) for lo, hi in _ELAPSE_SLICES]
         snap = PeriodSnapshot(
-            self.key,
-            self.p_calls,
-            self.p_biz,
-            self.p_other,
-            self.p_slow,
-            self.p_elapse,
-            self.p_sample,
-            self.p_sum_ms,
+            self.key, calls, self.p_biz, self.p_other, self.p_slow, elapse, sample, mean
         )
-        self.p_calls = self.p_biz = self.p_other = self.p_slow = self.p_sum_ms = 0
-        self.p_elapse = [0, 0, 0, 0, 0]
+        self._calls += calls
+        self._biz += self.p_biz
+        self._other += self.p_other
+        self._slow += self.p_slow
+        self._buckets = self.buckets
+        self._seconds += self.p_seconds
+        self.p_calls = self.p_biz = self.p_other = self.p_slow = 0
+        self.p_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.p_sample = []
+        self.p_seconds = 0.0
+        self.p_next = 0
         return snap
 
 

@@ -32,6 +32,7 @@ BUILTIN_FILTERS: dict[str, str] = {
     "clusterAccessLog": "motanmesh.filters.access_log:ClusterAccessLogFilter",
     "metrics": "motanmesh.filters.metrics:MetricsFilter",
     "clusterMetrics": "motanmesh.filters.metrics:ClusterMetricsFilter",
+    "rateLimit": "motanmesh.filters.rate_limit:RateLimitFilter",
 }
 
 _classes: dict[str, type[Filter]] = {}

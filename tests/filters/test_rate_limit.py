@@ -97,11 +97,10 @@ async def _load(
     attachments: dict[str, str] | None = None,
 ) -> tuple[list[float], list[BaseException]]:
     """``workers`` loops of calls for ``seconds``: the completion times of the successes
-    (from the start) and the errors."""
+    and the errors."""
     done: list[float] = []
     errors: list[BaseException] = []
-    start = time.monotonic()
-    end = start + seconds
+    end = time.monotonic() + seconds
 
     async def worker() -> None:
         while time.monotonic() < end:
@@ -109,16 +108,25 @@ async def _load(
                 await client.call(DEMO_SERVICE, method, "x", attachments=attachments)
             except MotanRemoteError as e:
                 errors.append(e)
-                await asyncio.sleep(0.02)  # a refusal is immediate: do not spin
                 continue
-            done.append(time.monotonic() - start)
+            done.append(time.monotonic())
 
     await asyncio.gather(*(worker() for _ in range(workers)))
     return done, errors
 
 
-def _rate(done: list[float], begin: float, end: float) -> float:
-    return sum(1 for t in done if begin <= t < end) / (end - begin)
+def _rate(done: list[float], skip: int) -> float:
+    """Calls per second: the least-squares slope of the completion count over time, after
+    the first ``skip`` completions (the bucket's initial burst). With every caller queued
+    in the limiter, a token is never lost while a process is briefly starved of CPU; the
+    slope stays what the limiter admitted even when completions come late in a bunch."""
+    times = sorted(done)[skip:]
+    n = len(times)
+    mean_t = sum(times) / n
+    mean_i = (n - 1) / 2
+    cov = sum((t - mean_t) * (i - mean_i) for i, t in enumerate(times))
+    var = sum((t - mean_t) ** 2 for t in times)
+    return cov / var
 
 
 @pytest.fixture
@@ -139,8 +147,9 @@ def test_the_rate_holds_under_load_in_real_agents(mesh: Mesh) -> None:
             "demo": {
                 **demo_export(backend),
                 "filter": "rateLimit",
-                "rateLimit": 100,
+                "rateLimit": 50,
                 "capacity": 10,
+                "requestTimeout": 3000,
             }
         },
     }
@@ -154,14 +163,17 @@ def test_the_rate_holds_under_load_in_real_agents(mesh: Mesh) -> None:
                 DEMO_SERVICE,
                 DEMO_GROUP,
                 filter="rateLimit",
-                **{"rateLimit.echo": 40, "echo().capacity": 1},
+                requestTimeout=5000,
+                **{"rateLimit.echo": 20, "echo().capacity": 1},
             )
         },
     }
     client_agent = mesh.agent("client", client_conf)
 
     async def scenario() -> None:
-        async with MotanClient(client_agent.address, application="rl", group=DEMO_GROUP) as c:
+        async with MotanClient(
+            client_agent.address, application="rl", group=DEMO_GROUP, timeout=10
+        ) as c:
             for _ in range(100):  # until the refer has its provider
                 try:
                     await c.call(DEMO_SERVICE, "hello", "warm")
@@ -170,21 +182,29 @@ def test_the_rate_holds_under_load_in_real_agents(mesh: Mesh) -> None:
                     await asyncio.sleep(0.1)
             await asyncio.sleep(0.2)  # the server's bucket refills its 10 tokens
 
-            # the service limit of the server agent: 100/s; calls wait (< 1 s) for a token
-            done, errors = await _load(c, "hello", 3.0, workers=16)
+            # the service limit of the server agent: 50/s; every caller waits in the
+            # limiter's queue (64 callers: 1.3 s of tokens, under the 3 s wait limit)
+            done, errors = await _load(c, "hello", 4.0, workers=64)
             assert errors == []
-            assert 90 <= _rate(done, 0.5, 3.0) <= 110
+            assert 45 <= _rate(done, 20) <= 55
 
-            # the method limit of the client agent's refer: 40/s, waits bounded by M_tmo
-            done, errors = await _load(c, "echo", 3.0, workers=16, attachments={"M_tmo": "100"})
-            assert 36 <= _rate(done, 0.5, 3.0) <= 44
-            assert errors, "16 callers at 40/s with a 100 ms wait: some are refused"
-            for e in errors:
-                assert isinstance(e, MotanRemoteError) and e.errcode == 400
+            # the method limit of the client agent's refer: 20/s (32 callers: 1.6 s queued,
+            # under the wait limit M_tmo)
+            done, errors = await _load(c, "echo", 4.0, workers=32, attachments={"M_tmo": "4000"})
+            assert errors == []
+            assert 18 <= _rate(done, 10) <= 22
+
+            # a burst that would wait longer than M_tmo is refused with the Go agent's error
+            await asyncio.sleep(0.1)
+            burst = [
+                c.call(DEMO_SERVICE, "echo", i, attachments={"M_tmo": "100"}) for i in range(60)
+            ]
+            results = await asyncio.gather(*burst, return_exceptions=True)
+            refused = [r for r in results if isinstance(r, BaseException)]
+            assert len(refused) >= 40  # about 1 + 100 ms x 20/s pass
+            for e in refused:
+                assert isinstance(e, MotanRemoteError) and e.errcode == 400, e
                 assert str(e.errmsg) == "[rateLimit] method echo wait time exceed timeout(100ms)"
-
-            # hello is not limited by the client agent (only echo is)
-            await asyncio.sleep(0.2)
 
             # the switcher turns it off: a burst the limit would refuse passes
             status, _ = client_agent.management("/switcher/set?name=demo_rateLimit&value=false")
@@ -194,17 +214,8 @@ def test_the_rate_holds_under_load_in_real_agents(mesh: Mesh) -> None:
             ]
             assert await asyncio.gather(*burst) == list(range(60))
 
-            status, _ = client_agent.management("/switcher/set?name=demo_rateLimit&value=true")
-            await asyncio.sleep(0.1)
-            burst = [
-                c.call(DEMO_SERVICE, "echo", i, attachments={"M_tmo": "20"}) for i in range(60)
-            ]
-            results = await asyncio.gather(*burst, return_exceptions=True)
-            refused = [r for r in results if isinstance(r, MotanRemoteError)]
-            assert len(refused) >= 50
-
     asyncio.run(scenario())
     info = client_agent.management_json("/runtime/info?keys=clusters")
     (limit,) = [f for f in info["clusters"]["demo"]["filters"] if f["name"] == "rateLimit"]
-    assert limit["methods"] == {"echo": {"rate": 40.0, "capacity": 1}}
+    assert limit["methods"] == {"echo": {"rate": 20.0, "capacity": 1}}
     assert limit["rejected"] > 0 and limit["switcher"] == "demo_rateLimit"

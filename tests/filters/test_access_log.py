@@ -83,7 +83,7 @@ def _start(
 
 
 async def _call(address: str, method: str, arg: str, desc: str = "") -> tuple[Frame, Frame]:
-    async with MotanClient(address, application="log-app", group=DEMO_GROUP) as client:
+    async with MotanClient(address, application="log-app", group=DEMO_GROUP, timeout=10) as client:
         attachments = {M_METHOD_DESC: desc} if desc else None
         request = client.request(DEMO_SERVICE, method, [arg], attachments=attachments)
         for _ in range(100):  # the refer finds its provider shortly after the agent starts
@@ -229,7 +229,9 @@ def test_a_full_buffer_drops_and_counts_lines(mesh: Mesh) -> None:
     calls = 200
 
     async def burst() -> None:
-        async with MotanClient(client.address, application="burst", group=DEMO_GROUP) as c:
+        async with MotanClient(
+            client.address, application="burst", group=DEMO_GROUP, timeout=10
+        ) as c:
             await c.call(DEMO_SERVICE, "hello", "warm")  # wait for the provider
             await asyncio.gather(*(c.call(DEMO_SERVICE, "hello", str(i)) for i in range(calls)))
 

@@ -49,9 +49,7 @@ class MetricsFilter(Filter):
         self.store: MetricStore = context.get_service(METRICS_SERVICE, MetricStore)
         self.application = url.application or context.application
         self._default_group = url.group
-        self._switchers = context.switchers
-        if not self._switchers.is_registered(REQ_APP_SWITCHER):
-            self._switchers.register(REQ_APP_SWITCHER, False)
+        _watch_req_app(self.store, context)
         #: (group, service, method) → series, and with the caller's application
         self._series: dict[tuple[str, str, str], CallStats] = {}
         self._req_series: dict[tuple[str, str, str, str], CallStats] = {}
@@ -79,7 +77,7 @@ class MetricsFilter(Filter):
         # a plain success is the common case: no need to look for M_e
         error = None if response is not None and not response.status else error_kind(response, exc)
         stats.record(seconds, error)
-        if call.role != ROLE_SERVER and self._switchers.is_open(REQ_APP_SWITCHER):
+        if self.store.req_app and call.role != ROLE_SERVER:
             caller = metadata.get(M_SOURCE, "")
             if caller != self.application:
                 self._by_caller(call.role, caller, key).record(seconds, error)
@@ -95,6 +93,22 @@ class MetricsFilter(Filter):
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "series": len(self._series) + len(self._req_series)}
+
+
+def _watch_req_app(store: MetricStore, context: FilterContext) -> None:
+    """Keep ``store.req_app`` equal to the switcher (registered, off, when missing)."""
+    if store.req_app_watched:
+        return
+    switchers = context.switchers
+    if not switchers.is_registered(REQ_APP_SWITCHER):
+        switchers.register(REQ_APP_SWITCHER, False)
+    store.req_app = switchers.is_open(REQ_APP_SWITCHER)
+    store.req_app_watched = True
+
+    def changed(name: str, value: bool) -> None:
+        store.req_app = value
+
+    switchers.watch(REQ_APP_SWITCHER, changed)
 
 
 class ClusterMetricsFilter(MetricsFilter):

@@ -301,6 +301,9 @@ class MetricStore:
     series: dict[SeriesKey, CallStats] = field(default_factory=dict)
     #: the previous period's snapshots (``/status``); empty before the first period ends
     last_period: list[PeriodSnapshot] = field(default_factory=list)
+    #: the switcher ``metricsReqApp`` (kept current by the metrics filters)
+    req_app: bool = False
+    req_app_watched: bool = False
     _overflow_warned: bool = False
 
     def stats(

@@ -1,7 +1,7 @@
 """The Go agent's own demo configurations (``tests/data/go-configs``) run a real agent process.
 
-The files are used as motan-go ships them; only their ports are moved to free ones and
-``localhost`` to ``127.0.0.1`` (as text, in the test's copy).
+The files are used as motan-go ships them; only their ports are moved to free ones,
+``localhost`` to ``127.0.0.1`` and request timeouts to a minute (as text, in the test's copy).
 """
 
 from __future__ import annotations
@@ -29,12 +29,19 @@ from tests.e2e.harness import (
 GO_CONFIGS = Path(__file__).resolve().parents[1] / "data" / "go-configs"
 
 
+#: the copies' ``requestTimeout``: the files' 2000 ms is a real-time deadline that a loaded
+#: machine can miss, and tests must not depend on timing
+REQUEST_TIMEOUT_MS = 60_000
+
+
 def go_config(mesh: Mesh, name: str, ports: Mapping[int, int]) -> Path:
-    """A copy of a Go config in the mesh's directory, its ports and ``localhost`` replaced."""
+    """A copy of a Go config in the mesh's directory: its ports, ``localhost`` and its
+    request timeouts replaced."""
     text = (GO_CONFIGS / name).read_text()
     for old, new in ports.items():
         text, count = re.subn(rf"\b{old}\b", str(new), text)
         assert count, f"{name} does not name port {old}"
+    text = re.sub(r"(?m)^(\s+requestTimeout: )2000$", rf"\g<1>{REQUEST_TIMEOUT_MS}", text)
     path = mesh.workdir / name
     path.write_text(text.replace("localhost", "127.0.0.1"))
     return path

@@ -29,7 +29,7 @@ import logging
 import math
 import os
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from motanmesh.agent.router import ClientRouter, signed_id
 from motanmesh.cluster.errors import call_error_response
@@ -171,7 +171,6 @@ class GrpcIngress:
         found = self.router.route(frame)
         if isinstance(found, str):
             await _abort(context, UNIMPLEMENTED, found)
-            raise AssertionError("unreachable")  # abort raises
         if not meta.get(M_SOURCE):
             source = found.refer.application or self.application
             if source:
@@ -232,9 +231,10 @@ def _settle(
 
 async def _abort(
     context: Any, code: int, message: str, trailing: list[tuple[str, str | bytes]] | None = None
-) -> None:
-    """End the call with a status (grpcio raises from ``abort``)."""
+) -> NoReturn:
+    """End the call with a status: grpcio's ``abort`` raises to end the handler."""
     await context.abort(_STATUS.get(code, grpc.StatusCode.UNKNOWN), message, tuple(trailing or ()))
+    raise AssertionError("grpc's abort returned")
 
 
 def _peer_host(peer: str) -> str:

@@ -431,7 +431,7 @@ async def test_close_deadline_drops_what_is_left() -> None:
     await client.send(req(1).encode())
     await until(lambda: server.in_flight == 1)
     closing = asyncio.create_task(server.close(deadline=5))
-    await until(lambda: clock.pending == 1, "drain deadline scheduled")
+    await until(lambda: server.closing and clock.pending == 1, "drain deadline scheduled")
     clock.advance(4.9)
     await asyncio.sleep(0.01)
     assert not closing.done()

@@ -44,6 +44,7 @@ from motanmesh.registry.snapshot import IdcGroups, SnapshotStore
 from motanmesh.switcher import SwitcherManager
 from motanmesh.telemetry.reporter import Telemetry, TelemetryConfigError
 from motanmesh.telemetry.runtime import RuntimeSample
+from motanmesh.transport.limits import LimitError, ServerLimits
 from motanmesh.transport.server import MotanServer
 from motanmesh.url import URL
 
@@ -113,6 +114,8 @@ class Agent:
         self.management: Any = None
         self.management_address: tuple[str, int] | None = None
         self.drain_seconds = float(a.params.get("drainTime", DEFAULT_DRAIN_SECONDS))
+        #: the limits of the client port and of every export port (``motan-agent`` keys)
+        self.server_limits = ServerLimits()
         self._stopped = asyncio.Event()
         self._draining = False
         #: clusters of refers removed by a reload, closed after a grace period
@@ -147,6 +150,10 @@ class Agent:
             raise
 
     async def _start(self) -> None:
+        try:
+            self.server_limits = ServerLimits.from_params(self.config.agent.params)
+        except LimitError as e:
+            raise AgentError(f"motan-agent.{e}") from e
         self.status = self._initial_status()
         await self._start_registries()
         await self._subscribe_agent_command()
@@ -301,7 +308,7 @@ class Agent:
         dispatcher = self.dispatchers.get(port)
         if dispatcher is None:
             dispatcher = ServerDispatcher()
-            server = MotanServer(dispatcher)
+            server = MotanServer(dispatcher, limits=self.server_limits)
             host = url.get("host") or self.local_ip
             try:
                 self.export_addresses[port] = await server.listen_tcp(host, port)
@@ -360,7 +367,7 @@ class Agent:
 
     async def _start_client_port(self) -> None:
         a = self.config.agent
-        self.client_server = MotanServer(self.router)
+        self.client_server = MotanServer(self.router, limits=self.server_limits)
         try:
             self.client_address = await self.client_server.listen_tcp(a.host, a.port)
         except OSError as e:

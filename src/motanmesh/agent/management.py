@@ -67,6 +67,7 @@ from motanmesh.agent.state import (
     ManagedAgent,
 )
 from motanmesh.registry.base import RegistrationStatus, RegistryStatus
+from motanmesh.transport.server import MotanServer
 from motanmesh.url import URL
 from motanmesh.wire import compiled_modules
 
@@ -253,6 +254,13 @@ def _parse_bool(value: str) -> bool | None:
     if value in _FALSE:
         return False
     return None
+
+
+def _connection_info(server: MotanServer | None) -> dict[str, Any]:
+    """The connections of one port and the limits they hit."""
+    if server is None:
+        return {}
+    return {"connections": server.connection_count, "limitHits": dict(server.limit_hits)}
 
 
 def _rss_bytes() -> int:
@@ -512,6 +520,7 @@ class ManagementServer:
         ports: dict[str, Any] = {}
         for port, dispatcher in agent.dispatchers.items():
             host, bound = agent.export_addresses[port]
+            server = agent.export_servers.get(port)
             ports[str(bound)] = {
                 "address": f"{host}:{bound}",
                 "providers": sorted(dispatcher.providers),
@@ -521,11 +530,14 @@ class ManagementServer:
                     for key, provider in sorted(dispatcher.providers.items())
                     if isinstance(provider, FilteredProvider)
                 },
+                **_connection_info(server),
             }
         return {
             "agentServer": {
                 "address": f"{client[0]}:{client[1]}" if client else "",
                 "unixSock": agent.config.agent.unix_sock,
+                "notFoundServiceCount": agent.router.not_found_count,
+                **_connection_info(agent.client_server),
             },
             "agentPortServer": ports,
             **self._http_proxy_info(),

@@ -47,6 +47,9 @@ class ClientRouter:
     def __init__(self, application: str = "") -> None:
         self.application = application
         self._by_path: dict[str, list[Cluster]] = {}
+        #: requests answered with an error because no refer serves them (never logged one by
+        #: one: a flood of them costs a counter)
+        self.not_found_count = 0
 
     def set_clusters(self, clusters: Iterable[Cluster]) -> None:
         by_path: dict[str, list[Cluster]] = {}
@@ -85,6 +88,7 @@ class ClientRouter:
     def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
         found = self.route(frame)
         if isinstance(found, str):
+            self.not_found_count += 1
             respond(
                 forward(
                     error_response(frame, E_BAD_REQUEST, found),

@@ -15,8 +15,14 @@ The connection layer answers by itself:
 * a frame over ``max_content_length`` with an exception response for its request id (when
   readable), then closes; any other undecodable input closes the connection.
 
-A connection whose peer does not read its responses stops being read once its transport's
-write buffer passes ``write_high_water``, and is read again below a quarter of it.
+Each port and connection is bounded by :class:`~motanmesh.transport.limits.ServerLimits`:
+a connection whose peer does not read its responses stops being read once its transport's
+write buffer passes ``write_buffer_size`` (read again below a quarter of it); one with too many
+requests or request bytes unanswered stops being read until half of them are answered;
+connections over ``max_connections`` are refused; a partial frame older than ``read_timeout``
+and a peer that reads nothing for ``write_timeout`` close their connection. Every limit hit is
+counted in :attr:`MotanServer.limit_hits` and logged at most once per
+``LIMIT_LOG_INTERVAL`` seconds per kind.
 """
 
 from __future__ import annotations
@@ -26,14 +32,16 @@ import logging
 import os
 import socket
 import stat
+import time
 from collections.abc import Callable
 from typing import Protocol, cast
 
 from motanmesh.transport.clock import Clock, LoopClock, TimerHandle
+from motanmesh.transport.limits import LIMIT_COUNTERS, ServerLimits
+from motanmesh.transport.memory import release_memory
 from motanmesh.wire.decoder import FrameDecoder
 from motanmesh.wire.errors import FrameTooLargeError, V1Error, WireError
 from motanmesh.wire.frame import (
-    DEFAULT_MAX_CONTENT_LENGTH,
     ERRTYPE_SERVICE,
     FLAG_HEARTBEAT,
     FLAG_RESPONSE,
@@ -48,9 +56,17 @@ from motanmesh.wire.v1 import (
     v1_heartbeat_response,
 )
 
-__all__ = ["MotanServer", "RequestHandler", "Responder", "ServerConnection"]
+__all__ = ["MotanServer", "RequestHandler", "Responder", "ServerConnection", "ServerLimits"]
 
 _log = logging.getLogger("motanmesh.transport")
+
+#: seconds between two log lines about the same kind of limit hit on one server
+LIMIT_LOG_INTERVAL = 10.0
+#: "no partial frame" / "not paused" for the connection's time stamps
+_NEVER = -1.0
+#: seconds after a connection that was held back closes before freed memory is returned
+#: to the system (several such closes share one release)
+RELEASE_DELAY = 1.0
 
 #: writes one encoded response frame; a no-op once the connection is gone
 Responder = Callable[[bytes], None]
@@ -88,12 +104,20 @@ class ServerConnection(asyncio.Protocol):
         "_decoder",
         "_flush_cb",
         "_handler",
+        "_held_back",
         "_idle_timer",
         "_last_read",
         "_loop",
+        "_max_pending",
+        "_max_pending_bytes",
+        "_partial_since",
+        "_pause_pending",
+        "_pause_write",
+        "_pending_bytes",
         "_server",
         "_transport",
         "_wbuf",
+        "_write_paused_since",
         "in_flight",
         "local",
         "peer",
@@ -106,7 +130,23 @@ class ServerConnection(asyncio.Protocol):
         self._server = server
         self._handler = server.handler
         self._clock = server.clock
-        self._decoder = FrameDecoder(server.max_content_length)
+        limits = server.limits
+        self._decoder = FrameDecoder(
+            server.max_content_length,
+            max_metadata_size=limits.max_metadata_size,
+            max_metadata_entries=limits.max_metadata_entries,
+        )
+        self._max_pending = limits.max_pending_requests
+        self._max_pending_bytes = limits.max_pending_bytes
+        #: body bytes of the requests not answered yet (estimated as answers come)
+        self._pending_bytes = 0
+        #: when the partial frame in the decoder began (``_NEVER``: none)
+        self._partial_since = _NEVER
+        self._pause_pending = False
+        self._pause_write = False
+        self._write_paused_since = _NEVER
+        #: reading was paused at least once (the connection held large buffers)
+        self._held_back = False
         self._transport: asyncio.Transport | None = None
         self._batch: list[bytes] | None = None
         #: answers given outside ``data_received``, written together at the end of the
@@ -135,6 +175,15 @@ class ServerConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self._transport = transport
+        server = self._server
+        if len(server._connections) >= server.limits.max_connections:
+            self._closed = True
+            server.hit(
+                "connectionsRefused",
+                f"refusing connections over maxConnections={server.limits.max_connections}",
+            )
+            transport.abort()
+            return
         local = transport.get_extra_info("sockname")
         self.local = format_address(local)
         self.peer = format_address(transport.get_extra_info("peername")) or self.local
@@ -161,8 +210,14 @@ class ServerConnection(asyncio.Protocol):
             error = e
         if frames:
             self._serve(frames)
-        if error is not None and not self._closed:
-            self._on_wire_error(error)
+        if error is not None:
+            if not self._closed:
+                self._on_wire_error(error)
+        elif self._decoder.buffered:
+            if frames or self._partial_since == _NEVER:
+                self._partial_since = self._clock.time()
+        elif self._partial_since != _NEVER:
+            self._partial_since = _NEVER
 
     def eof_received(self) -> bool:
         # a client that closes (or half-closes) is gone, as for motan-go: answers still
@@ -170,15 +225,35 @@ class ServerConnection(asyncio.Protocol):
         return False
 
     def pause_writing(self) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            self.reading_paused = True
-            transport.pause_reading()
+        self._pause_write = True
+        self._write_paused_since = self._clock.time()
+        self._server.hit("writePaused")
+        self._pause()
 
     def resume_writing(self) -> None:
+        self._pause_write = False
+        self._write_paused_since = _NEVER
+        self._resume()
+
+    def _pause(self) -> None:
         transport = self._transport
-        if self.reading_paused and transport is not None and not transport.is_closing():
+        if not self.reading_paused and transport is not None and not transport.is_closing():
+            self.reading_paused = True
+            self._held_back = True
+            transport.pause_reading()
+
+    def _resume(self) -> None:
+        transport = self._transport
+        if (
+            self.reading_paused
+            and not self._pause_write
+            and not self._pause_pending
+            and transport is not None
+            and not transport.is_closing()
+        ):
             self.reading_paused = False
+            if self._partial_since != _NEVER:
+                self._partial_since = self._clock.time()  # the peer was not waited for
             transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -188,7 +263,10 @@ class ServerConnection(asyncio.Protocol):
             self._idle_timer = None
         unanswered = self.in_flight
         self.in_flight = 0
-        self._server._connection_lost(self, unanswered)
+        server = self._server
+        server._connection_lost(self, unanswered)
+        if self._held_back:
+            server._schedule_release()
 
     # ------------------------------------------------------------------ serving
 
@@ -211,6 +289,7 @@ class ServerConnection(asyncio.Protocol):
                     elif not flags & FLAG_RESPONSE:
                         self.in_flight += 1
                         server._in_flight += 1
+                        self._pending_bytes += len(frame.body)
                         try:
                             handler(frame, respond, self)
                         except Exception as e:
@@ -233,6 +312,12 @@ class ServerConnection(asyncio.Protocol):
             transport = self._transport
             if batch and transport is not None and not transport.is_closing():
                 transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+        if (
+            self.in_flight >= self._max_pending or self._pending_bytes >= self._max_pending_bytes
+        ) and not self._pause_pending:
+            self._pause_pending = True
+            server.hit("pendingPaused")
+            self._pause()
         if close_after:
             _log.debug("heartbeat with heartbeats switched off: closing %s", self.peer)
             self.close()
@@ -266,6 +351,11 @@ class ServerConnection(asyncio.Protocol):
             return
         if self.in_flight > 0:
             self.in_flight -= 1
+            pending = self._pending_bytes
+            if pending:
+                self._pending_bytes = pending - pending // (self.in_flight + 1)
+            if self._pause_pending:
+                self._pending_answered()
             server = self._server
             server._in_flight -= 1
             if server._drain_waiter is not None and server._in_flight == 0:
@@ -278,6 +368,14 @@ class ServerConnection(asyncio.Protocol):
             if not wbuf:
                 self._loop.call_soon(self._flush_cb)
             wbuf.append(data)
+
+    def _pending_answered(self) -> None:
+        if (
+            self.in_flight <= self._max_pending >> 1
+            and self._pending_bytes <= self._max_pending_bytes >> 1
+        ):
+            self._pause_pending = False
+            self._resume()
 
     def _flush(self) -> None:
         wbuf = self._wbuf
@@ -298,8 +396,37 @@ class ServerConnection(asyncio.Protocol):
                 transport.write(v1_exception_response(rid, str(error)))
             else:
                 transport.write(exception_frame(rid, 500, str(error), ERRTYPE_SERVICE).encode())
-        _log.info("closing connection from %s: %s", self.peer, error)
+        kind = "malformed" if too_large is None else "frameTooLarge"
+        self._server.hit(kind, f"closing connection from {self.peer}: {error}")
         self.close()
+
+    def check_timeouts(self, now: float) -> None:
+        """Close the connection when its partial frame is older than the read timeout or its
+        peer has read nothing for the write timeout (called by the server's sweep)."""
+        transport = self._transport
+        if self._closed or transport is None or transport.is_closing():
+            return
+        limits = self._server.limits
+        since = self._partial_since
+        if (
+            since != _NEVER
+            and limits.read_timeout is not None
+            and not self.reading_paused
+            and now - since >= limits.read_timeout
+        ):
+            self._server.hit(
+                "readTimeout",
+                f"closing {self.peer}: a frame incomplete after {limits.read_timeout:g} s",
+            )
+            self.abort()
+            return
+        since = self._write_paused_since
+        timeout = limits.write_timeout
+        if since != _NEVER and timeout is not None and now - since >= timeout:
+            self._server.hit(
+                "writeTimeout", f"closing {self.peer}: answers unread for {timeout:g} s"
+            )
+            self.abort()
 
     def _check_idle(self) -> None:
         self._idle_timer = None
@@ -308,7 +435,7 @@ class ServerConnection(asyncio.Protocol):
             return
         quiet = self._clock.time() - self._last_read
         if self.in_flight == 0 and quiet >= idle:
-            _log.debug("closing idle connection from %s", self.peer)
+            self._server.hit("idleTimeout")
             self.close()
             return
         delay = idle if self.in_flight else idle - quiet
@@ -346,19 +473,35 @@ class MotanServer:
         self,
         handler: RequestHandler,
         *,
-        max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
+        limits: ServerLimits | None = None,
+        max_content_length: int | None = None,
         idle_timeout: float | None = None,
         heartbeat_enabled: bool = True,
-        write_high_water: int = 4 * 1024 * 1024,
+        write_high_water: int | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """``max_content_length``, ``idle_timeout`` and ``write_high_water`` (the write
+        buffer size), when given, override those of ``limits`` (default: ServerLimits())."""
+        limits = limits or ServerLimits()
+        if max_content_length is not None:
+            limits = limits.with_(max_content_length=max_content_length)
+        if idle_timeout is not None:
+            limits = limits.with_(idle_timeout=idle_timeout)
+        if write_high_water is not None:
+            limits = limits.with_(write_buffer_size=write_high_water)
+        self.limits = limits
         self.handler = handler
-        self.max_content_length = max_content_length
-        self.idle_timeout = idle_timeout
+        self.max_content_length = limits.max_content_length
+        self.idle_timeout = limits.idle_timeout
         #: off: a heartbeat closes its connection, so clients mark this node down
         self.heartbeat_enabled = heartbeat_enabled
-        self.write_high_water = write_high_water
+        self.write_high_water = limits.write_buffer_size
         self.clock: Clock = clock if clock is not None else LoopClock()
+        #: how many times each limit was hit (see ``motanmesh.transport.limits``)
+        self.limit_hits: dict[str, int] = dict.fromkeys(LIMIT_COUNTERS, 0)
+        self._limit_logged: dict[str, float] = {}
+        self._sweep_timer: TimerHandle | None = None
+        self._release_timer: TimerHandle | None = None
         self._listeners: list[asyncio.AbstractServer] = []
         self._unix_paths: list[str] = []
         self._connections: set[ServerConnection] = set()
@@ -376,6 +519,7 @@ class MotanServer:
         loop = asyncio.get_running_loop()
         listener = await loop.create_server(self._new_connection, host, port, backlog=1024)
         self._listeners.append(listener)
+        self._start_sweep()
         bound = listener.sockets[0].getsockname()
         return str(bound[0]), int(bound[1])
 
@@ -386,6 +530,7 @@ class MotanServer:
         listener = await loop.create_unix_server(self._new_connection, path, backlog=1024)
         self._listeners.append(listener)
         self._unix_paths.append(path)
+        self._start_sweep()
 
     def _check_open(self) -> None:
         if self._closing:
@@ -393,6 +538,50 @@ class MotanServer:
 
     def _new_connection(self) -> ServerConnection:
         return ServerConnection(self)
+
+    # ------------------------------------------------------------------ limits
+
+    def hit(self, kind: str, message: str = "") -> None:
+        """Count one hit of the limit ``kind``; log ``message`` unless this kind was logged
+        less than ``LIMIT_LOG_INTERVAL`` seconds ago (the count says how many there were)."""
+        hits = self.limit_hits
+        hits[kind] = hits.get(kind, 0) + 1
+        if not message:
+            return
+        now = time.monotonic()
+        last = self._limit_logged.get(kind)
+        if last is None or now - last >= LIMIT_LOG_INTERVAL:
+            self._limit_logged[kind] = now
+            _log.warning("%s (%s so far: %d)", message, kind, hits[kind])
+
+    def _schedule_release(self) -> None:
+        if self._release_timer is None and not self._closing:
+            self._release_timer = self.clock.call_later(RELEASE_DELAY, self._release)
+
+    def _release(self) -> None:
+        self._release_timer = None
+        release_memory()
+
+    def _sweep_period(self) -> float | None:
+        timeouts = [t for t in (self.limits.read_timeout, self.limits.write_timeout) if t]
+        if not timeouts:
+            return None
+        return max(0.01, min(1.0, min(timeouts) / 4))
+
+    def _start_sweep(self) -> None:
+        period = self._sweep_period()
+        if period is not None and self._sweep_timer is None:
+            self._sweep_timer = self.clock.call_later(period, self._sweep)
+
+    def _sweep(self) -> None:
+        """Apply the read and write timeouts to every connection, then come back."""
+        self._sweep_timer = None
+        if self._closing:
+            return
+        now = self.clock.time()
+        for conn in list(self._connections):
+            conn.check_timeouts(now)
+        self._start_sweep()
 
     # ------------------------------------------------------------------ state
 
@@ -443,6 +632,10 @@ class MotanServer:
         loop = asyncio.get_running_loop()
         clock = self.clock
         end = clock.time() + deadline
+        for timer in (self._sweep_timer, self._release_timer):
+            if timer is not None:
+                timer.cancel()
+        self._sweep_timer = self._release_timer = None
         for listener in self._listeners:
             listener.close()
         _unlink_sockets(self._unix_paths)

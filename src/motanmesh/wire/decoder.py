@@ -31,6 +31,9 @@ from motanmesh.wire.v1 import V1_HEADER_SIZE, V1Frame, parse_v1_frame
 #: the fixed header (13 bytes) and the metadata length (4 bytes)
 _HEAD_SIZE: Final = 17
 _META_CACHE_SIZE: Final = 64
+#: default limits of one frame's metadata: its encoded size and its number of pairs
+DEFAULT_MAX_METADATA_SIZE: Final = 1024 * 1024
+DEFAULT_MAX_METADATA_ENTRIES: Final = 1024
 
 
 class FrameDecoder:
@@ -46,6 +49,8 @@ class FrameDecoder:
         "_meta_cache",
         "_need",
         "max_content_length",
+        "max_metadata_entries",
+        "max_metadata_size",
         "strict_metadata",
     )
 
@@ -54,9 +59,15 @@ class FrameDecoder:
         max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
         *,
         strict_metadata: bool = True,
+        max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
+        max_metadata_entries: int = DEFAULT_MAX_METADATA_ENTRIES,
     ) -> None:
         self.max_content_length = max_content_length
         self.strict_metadata = strict_metadata
+        #: a Motan2 metadata section longer than this (and ``max_content_length``) is refused
+        self.max_metadata_size = max_metadata_size
+        #: a Motan2 metadata section with more pairs than this is refused
+        self.max_metadata_entries = max_metadata_entries
         self._buf = bytearray()
         #: how many buffered bytes the pending frame needs before parsing can progress
         #: (0: unknown yet, parse on every feed)
@@ -108,6 +119,7 @@ class FrameDecoder:
         n = len(buf)
         pos = 0
         limit = self.max_content_length
+        meta_limit = min(limit, self.max_metadata_size)
         cache = self._meta_cache
         self._need = 0
         while True:
@@ -131,8 +143,8 @@ class FrameDecoder:
                     | (buf[pos + 15] << 8)
                     | buf[pos + 16]
                 )
-                if mlen > limit:
-                    raise FrameTooLargeError("metadata", mlen, limit, _request_id(buf, pos))
+                if mlen > meta_limit:
+                    raise FrameTooLargeError("metadata", mlen, meta_limit, _request_id(buf, pos))
                 blen_at = pos + _HEAD_SIZE + mlen
                 if n < blen_at + 4:
                     self._need = blen_at + 4 - pos
@@ -152,7 +164,10 @@ class FrameDecoder:
                 if mlen:
                     raw_meta = buf[pos + _HEAD_SIZE : blen_at]
                     cached = cache.get(raw_meta)
-                    meta = cached.copy() if cached is not None else self._metadata(raw_meta)
+                    if cached is not None:
+                        meta = cached.copy()
+                    else:
+                        meta = self._metadata(raw_meta, buf, pos)
                 else:
                     raw_meta = b""
                     meta = {}
@@ -187,8 +202,14 @@ class FrameDecoder:
             else:
                 raise UnsupportedVersionError(version)
 
-    def _metadata(self, raw_meta: bytes) -> dict[str, str]:
-        """Decode a metadata section not seen lately, and remember it."""
+    def _metadata(self, raw_meta: bytes, buf: bytes, pos: int) -> dict[str, str]:
+        """Decode a metadata section not seen lately (of the frame at ``buf[pos]``), and
+        remember it."""
+        entries = (raw_meta.count(b"\n") + 2) >> 1
+        if entries > self.max_metadata_entries:
+            raise FrameTooLargeError(
+                "metadata entries", entries, self.max_metadata_entries, _request_id(buf, pos)
+            )
         fields = raw_meta.decode("utf-8", "surrogateescape").split("\n")
         keys = fields[::2]
         if len(fields) & 1 or "" in keys:

@@ -10,12 +10,14 @@ from typing import Any, Final, Protocol
 
 from motanmesh import __version__
 from motanmesh.agent.dispatcher import ServerDispatcher
+from motanmesh.agent.router import ClientRouter
 from motanmesh.cluster.cluster import Cluster
 from motanmesh.config.model import Config
 from motanmesh.filters.base import FilterContext
 from motanmesh.registry.base import Registry
 from motanmesh.switcher import SwitcherManager
 from motanmesh.telemetry.reporter import Telemetry
+from motanmesh.transport.server import MotanServer
 from motanmesh.url import URL
 
 __all__ = ["STATUS_AVAILABLE", "STATUS_UNAVAILABLE", "VERSION", "AgentError", "ManagedAgent"]
@@ -46,6 +48,11 @@ class ManagedAgent(Protocol):
     services: list[URL]
     dynamic_services: list[URL]
     client_address: tuple[str, int] | None
+    #: the servers of the client port and of each export port (their connections and limits)
+    client_server: MotanServer | None
+    export_servers: dict[int, MotanServer]
+    #: the client port's request handler (``notFoundServiceCount``)
+    router: ClientRouter
     filter_context: FilterContext
     #: call metrics and runtime gauges (``/metrics``, ``/status``)
     telemetry: Telemetry

@@ -137,3 +137,26 @@ async def test_proxy_to_rpc_without_refers(proxy: int) -> None:
     )
     ((head, body),) = await _exchange(proxy, post % (len(form), form))
     assert head.startswith(b"HTTP/1.1 400") and body == b"arg_type json not support now"
+
+
+def test_http_client_entries(caplog: pytest.LogCaptureFixture) -> None:
+    domains = HttpDomains(
+        {
+            "bad-ser": {"serialization": "nope"},
+            "bad-port": {"port": "x"},
+            "not-a-map": "x",
+            "api": {"domain": "api.local", "group": "g", "registry": "r", "preload": "a.B,c.D"},
+        },
+        {"api.local": [{"match": "/v1", "upstream": "a.B"}]},
+        _no_cluster,
+    )
+    assert list(domains.domains) == ["api.local"]
+    assert sum("left out" in r.message for r in caplog.records) == 3
+    domain = domains.domains["api.local"]
+    assert (domain.refer.group, domain.refer.registry, domain.preload) == (
+        "g",
+        ["r"],
+        ["a.B", "c.D"],
+    )
+    assert domain.refer.conf_id == "api"
+    assert (domain.upstream("/v1/x"), domain.upstream("/v2")) == ("a.B", "")

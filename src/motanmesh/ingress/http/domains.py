@@ -29,6 +29,7 @@ from typing import Any, Final
 from motanmesh.cluster.cluster import Cluster
 from motanmesh.httpmotan.locations import LocationMatcher
 from motanmesh.url import URL
+from motanmesh.wire.serialization import serialization_id
 
 __all__ = ["ClusterFactory", "HttpDomain", "HttpDomains", "domain_refer"]
 
@@ -69,6 +70,8 @@ class HttpDomain:
         self.matcher = matcher
         self.application = refer.application
         self.preload = refer.get_list("preload")
+        #: the serialization of the HTTP-over-Motan requests (``serialization``, default simple)
+        self.serialization = serialization_id(refer.get("serialization", "simple"))
         self._factory = factory
         self._clusters: dict[str, asyncio.Future[Cluster]] = {}
         self.connect_wait = refer.get_int("connectTimeout", 1000) / 1000
@@ -87,6 +90,8 @@ class HttpDomain:
     async def cluster(self, upstream: str) -> Cluster:
         """The cluster of ``upstream``, built (and given a moment to connect) on first use."""
         fut = self._clusters.get(upstream)
+        if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+            return fut.result()
         if fut is None:
             fut = self._clusters[upstream] = asyncio.ensure_future(self._build(upstream))
         try:
@@ -132,12 +137,11 @@ class HttpDomains:
                 continue
             try:
                 refer = domain_refer(str(key), entry)
-            except (TypeError, ValueError) as e:
+                name = refer.get("domain")
+                matcher = LocationMatcher.from_config(http_locations, name)
+                self.domains[name] = HttpDomain(refer, matcher, factory)
+            except Exception as e:  # a bad entry must not stop the other domains
                 log.warning("http-client.%s left out: %s", key, e)
-                continue
-            name = refer.get("domain")
-            matcher = LocationMatcher.from_config(http_locations, name)
-            self.domains[name] = HttpDomain(refer, matcher, factory)
 
     def get(self, host: str) -> HttpDomain | None:
         return self.domains.get(host)

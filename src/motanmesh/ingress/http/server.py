@@ -41,7 +41,6 @@ from motanmesh.ingress.http.domains import HttpDomain, HttpDomains
 from motanmesh.ingress.http.forward import PlainProxy, tunnel
 from motanmesh.ingress.http.rpc import Headers, Reply, error_reply
 from motanmesh.wire.frame import M_REQUEST_ID, M_SOURCE, Frame
-from motanmesh.wire.serialization import serialization_id
 
 __all__ = ["HttpProxyServer"]
 
@@ -288,9 +287,13 @@ class HttpProxyServer:
         """The answer of the upstream service, or ``None`` when it has no endpoints."""
         try:
             cluster = await domain.cluster(upstream)
-            ser = serialization_id(domain.refer.get("serialization", "simple"))
             frame = rpc.http_over_motan_frame(
-                upstream, path, head, body, domain.application or self.application, ser
+                upstream,
+                path,
+                head,
+                body,
+                domain.application or self.application,
+                domain.serialization,
             )
             changes = {M_REQUEST_ID: str(frame.request_id)}
             value, _meta = await rpc.call_cluster(cluster, frame, changes)

@@ -33,6 +33,8 @@ BUILTIN_FILTERS: dict[str, str] = {
     "metrics": "motanmesh.filters.metrics:MetricsFilter",
     "clusterMetrics": "motanmesh.filters.metrics:ClusterMetricsFilter",
     "rateLimit": "motanmesh.filters.rate_limit:RateLimitFilter",
+    "circuitBreaker": "motanmesh.filters.circuit_breaker:CircuitBreakerFilter",
+    "clusterCircuitBreaker": "motanmesh.filters.circuit_breaker:ClusterCircuitBreakerFilter",
 }
 
 _classes: dict[str, type[Filter]] = {}

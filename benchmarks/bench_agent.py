@@ -20,11 +20,19 @@ one run; their paths are named ``server/interpreted`` and ``mesh/interpreted``.
 
     python benchmarks/bench_agent.py [--seconds 5] [--rounds 2] [--conc 1,16,64] [--tools .tools]
         [--builds installed[,interpreted]] [--filters accessLog,metrics[;metrics]]
+        [--variant NAME=MAPPING ...]
+
+``--variant NAME=MAPPING`` (repeatable) runs one more pair of agents whose ``motan-agent``
+sections get the keys of the YAML flow mapping, e.g.
+``--variant 'trace={globalFilter: trace, tracing.exporter: file}'``; its paths are named
+``server/NAME`` and ``mesh/NAME``; the agents run in a directory of their own under the
+run's temporary directory (where a file exporter writes).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -34,6 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from harness import (
     GROUP,
     SERVICE,
@@ -47,10 +56,17 @@ from harness import (
 )
 
 
-def configs(work: Path, echo: int, ports: dict[str, int], filters: str = "") -> tuple[Path, Path]:
+def configs(
+    work: Path,
+    echo: int,
+    ports: dict[str, int],
+    filters: str = "",
+    keys: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
     work.mkdir(parents=True, exist_ok=True)
     registry = work / "registry.db"
     extra = f", defaultFilter: '{filters}', log_dir: {work}/logs" if filters else ""
+    extra += "".join(f", {json.dumps(k)}: {json.dumps(v)}" for k, v in (keys or {}).items())
     server = work / "server.yaml"
     server.write_text(f"""\
 motan-agent: {{port: {ports["s_port"]}, mport: {ports["s_mport"]}, application: bench-server,
@@ -77,19 +93,24 @@ def start_agents(
     env: dict[str, str] | None,
     procs: list[subprocess.Popen[bytes]],
     filters: str = "",
+    keys: dict[str, Any] | None = None,
 ) -> tuple[dict[str, str], subprocess.Popen[bytes], subprocess.Popen[bytes]]:
     """A server agent and a client agent in front of ``echo`` (with ``filters`` as their
     ``defaultFilter``); their listening addresses."""
     ports = {k: free_port() for k in ("s_port", "s_mport", "export", "c_port", "c_mport")}
-    server_cfg, client_cfg = configs(work, echo, ports, filters)
+    server_cfg, client_cfg = configs(work, echo, ports, filters, keys)
     agent = [sys.executable, "-m", "motanmesh.cli", "agent", "-log_level", "warning", "-c"]
-    server = subprocess.Popen([*agent, str(server_cfg)], stdout=subprocess.DEVNULL, env=env)
+    server = subprocess.Popen(
+        [*agent, str(server_cfg)], stdout=subprocess.DEVNULL, env=env, cwd=work
+    )
     procs.append(server)
     wait_port(ports["s_mport"])
     import urllib.request  # noqa: PLC0415
 
     urllib.request.urlopen(f"http://127.0.0.1:{ports['s_mport']}/200", timeout=5).read()
-    client = subprocess.Popen([*agent, str(client_cfg)], stdout=subprocess.DEVNULL, env=env)
+    client = subprocess.Popen(
+        [*agent, str(client_cfg)], stdout=subprocess.DEVNULL, env=env, cwd=work
+    )
     procs.append(client)
     wait_port(ports["c_port"])
     paths = {"server": f"127.0.0.1:{ports['export']}", "mesh": f"127.0.0.1:{ports['c_port']}"}
@@ -104,7 +125,22 @@ def main() -> int:
     parser.add_argument("--tools", default=".tools")
     parser.add_argument("--builds", default="installed", help="installed[,interpreted]")
     parser.add_argument("--filters", default="", help="filter lists (a;b), one agent pair each")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=MAPPING",
+        help="one more agent pair with these motan-agent keys (YAML flow mapping)",
+    )
     args = parser.parse_args()
+    variants: dict[str, dict[str, Any]] = {}
+    for item in args.variant:
+        name, sep, text = item.partition("=")
+        keys = yaml.safe_load(text) if sep else None
+        if not name or not isinstance(keys, dict):
+            print(f"--variant {item!r}: expected NAME={{key: value, ...}}", file=sys.stderr)
+            return 2
+        variants[name] = keys
     tools = Path(args.tools).resolve()
     problem = require_go_tools(tools)
     if problem:
@@ -133,6 +169,12 @@ def main() -> int:
             started, server, client = start_agents(work / f"filters{i}", echo, None, procs, filters)
             agents[filters] = (server, client)
             paths.update({f"{name}/{filters}": addr for name, addr in started.items()})
+        for variant, keys in variants.items():
+            started, server, client = start_agents(
+                work / f"variant-{variant}", echo, None, procs, keys=keys
+            )
+            agents[variant] = (server, client)
+            paths.update({f"{name}/{variant}": addr for name, addr in started.items()})
         time.sleep(1.5)
         print(
             f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.seconds:g} s/point, "

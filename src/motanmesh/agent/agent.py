@@ -38,12 +38,15 @@ from motanmesh.config.model import Config
 from motanmesh.config.overrides import apply_overrides
 from motanmesh.filters.base import FilterContext
 from motanmesh.filters.chain import resolve_filters
+from motanmesh.graph import DEFAULT_MAX_EDGES, DependencyGraph
 from motanmesh.registry.base import Registry
 from motanmesh.registry.factory import create_registry
 from motanmesh.registry.snapshot import IdcGroups, SnapshotStore
 from motanmesh.switcher import SwitcherManager
 from motanmesh.telemetry.reporter import Telemetry, TelemetryConfigError
 from motanmesh.telemetry.runtime import RuntimeSample
+from motanmesh.tracing.config import PREFIX as TRACING_PREFIX
+from motanmesh.tracing.config import TracingConfig, TracingConfigError
 from motanmesh.transport.limits import LimitError, ServerLimits
 from motanmesh.transport.server import MotanServer
 from motanmesh.url import URL
@@ -87,6 +90,18 @@ class Agent:
         except TelemetryConfigError as e:
             raise AgentError(str(e)) from e
         self.telemetry.add_source(self._runtime_samples)
+        #: who calls what through this agent (``/debug/graph``); ``None`` when switched off
+        self.graph: DependencyGraph | None = None
+        if a.params.get("dependencyGraph", "true") != "false":
+            self.graph = DependencyGraph(
+                self.application,
+                int(a.params.get("dependencyGraph.maxEdges", DEFAULT_MAX_EDGES)),
+            )
+        if any(k.startswith(TRACING_PREFIX) for k in a.params):
+            try:  # checked now (OpenTelemetry is imported only by a trace filter)
+                TracingConfig.from_params(a.params, self.application)
+            except TracingConfigError as e:
+                raise AgentError(str(e)) from e
         #: the agent command (``/motan/agent/<application>/command``) last received
         self.agent_command: str | None = None
         self.registries: dict[str, Registry] = {}
@@ -95,6 +110,7 @@ class Agent:
         self.snapshots = SnapshotStore(a.snapshot_dir) if a.snapshot_dir else None
         self.idc_groups = IdcGroups(a.idc)
         self.router = ClientRouter(self.application)
+        self.router.graph = self.graph
         self.client_server: MotanServer | None = None
         self.dispatchers: dict[int, ServerDispatcher] = {}
         self.export_servers: dict[int, MotanServer] = {}
@@ -308,6 +324,7 @@ class Agent:
         dispatcher = self.dispatchers.get(port)
         if dispatcher is None:
             dispatcher = ServerDispatcher()
+            dispatcher.graph = self.graph
             server = MotanServer(dispatcher, limits=self.server_limits)
             host = url.get("host") or self.local_ip
             try:

@@ -6,6 +6,7 @@ import logging
 from typing import Final, Protocol
 
 from motanmesh.cluster.errors import error_response
+from motanmesh.graph import DependencyGraph
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
@@ -46,6 +47,8 @@ class ServerDispatcher:
         self.providers: dict[str, Provider] = {}
         #: requests that found no provider (the Go agent's ``not_found_provider_count``)
         self.not_found_count = 0
+        #: records each provider's answers when the dependency graph is on
+        self.graph: DependencyGraph | None = None
 
     def add(self, provider: Provider) -> None:
         self.providers[provider.url.group_path] = provider
@@ -58,6 +61,9 @@ class ServerDispatcher:
         key = f"{meta.get(M_GROUP, '')}_{meta.get(M_PATH, '')}"
         provider = self.providers.get(key)
         if provider is not None:
+            graph = self.graph
+            if graph is not None:
+                respond = graph.server_responder(frame, respond)
             provider(frame, respond, conn)
             return
         if meta.get(M_FRAMEWORK_SERVICE):

@@ -21,6 +21,7 @@ mesh registries of Go and Java applications keep working:
 * ``/logConfig/get``, ``/logConfig/set?level=|access=|metrics=`` (:mod:`.log_config`).
 * ``/metrics``: call metrics and runtime gauges in the Prometheus text format
   (``docs/telemetry.md``); ``/status`` counts the last metrics period's calls.
+* ``/debug/graph``: the dependency graph this agent has seen (``motanmesh.graph``), as JSON.
 
 Any HTTP method is accepted; parameters come from the form body or the query string.
 
@@ -316,6 +317,7 @@ class ManagementServer:
             "/logConfig/get": self._log_config_get,
             "/logConfig/set": self._log_config_set,
             "/metrics": self._metrics,
+            "/debug/graph": self._graph,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -455,6 +457,12 @@ class ManagementServer:
     async def _metrics(self, request: HttpRequest) -> HttpResponse:
         body, content_type = self.agent.telemetry.prometheus()
         return HttpResponse(200, body.decode(), content_type)
+
+    async def _graph(self, request: HttpRequest) -> HttpResponse:
+        graph = self.agent.graph
+        if graph is None:
+            return _reply(404, "the dependency graph is off (motan-agent.dependencyGraph)")
+        return _json(graph.snapshot())
 
     async def _registry_status(self, request: HttpRequest) -> HttpResponse:
         rows = [row for r in self.agent.registries.values() for row in r.status()]

@@ -11,10 +11,12 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from functools import partial
+from time import perf_counter
 from typing import Final
 
 from motanmesh.cluster.cluster import Cluster
 from motanmesh.cluster.errors import call_error_response, error_response
+from motanmesh.graph import DependencyGraph
 from motanmesh.transport.endpoint import ReplyCallback
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.wire.frame import (
@@ -50,6 +52,8 @@ class ClientRouter:
         #: requests answered with an error because no refer serves them (never logged one by
         #: one: a flood of them costs a counter)
         self.not_found_count = 0
+        #: records each answered call when the dependency graph is on
+        self.graph: DependencyGraph | None = None
 
     def set_clusters(self, clusters: Iterable[Cluster]) -> None:
         by_path: dict[str, list[Cluster]] = {}
@@ -105,7 +109,29 @@ class ClientRouter:
             source = meta.get("application") or found.refer.application or self.application
             if source:
                 changes[M_SOURCE] = source
-        found.send(frame, ReplyCallback(partial(_answer, frame, respond)), changes)
+        graph = self.graph
+        if graph is None:
+            found.send(frame, ReplyCallback(partial(_answer, frame, respond)), changes)
+            return
+        answer = partial(
+            _answer_recorded, graph, found.refer.group, changes, perf_counter(), frame, respond
+        )
+        found.send(frame, ReplyCallback(answer), changes)
+
+
+def _answer_recorded(
+    graph: DependencyGraph,
+    group: str,
+    changes: dict[str, str],
+    start: float,
+    request: Frame,
+    respond: Responder,
+    response: Frame | None,
+    exc: BaseException | None,
+) -> None:
+    _answer(request, respond, response, exc)
+    if not isinstance(exc, asyncio.CancelledError):
+        graph.client_done(request, changes, group, start, response)
 
 
 def _answer(

@@ -14,6 +14,7 @@ from motanmesh.agent.router import ClientRouter
 from motanmesh.cluster.cluster import Cluster
 from motanmesh.config.model import Config
 from motanmesh.filters.base import FilterContext
+from motanmesh.graph import DependencyGraph
 from motanmesh.registry.base import Registry
 from motanmesh.switcher import SwitcherManager
 from motanmesh.telemetry.reporter import Telemetry
@@ -58,6 +59,8 @@ class ManagedAgent(Protocol):
     telemetry: Telemetry
     #: the HTTP forward proxy when enabled (``motanmesh.ingress.http.HttpProxyServer``)
     http_proxy: Any
+    #: who calls what (``/debug/graph``); ``None`` when ``dependencyGraph`` is off
+    graph: DependencyGraph | None
 
     @property
     def runtime_dir(self) -> Path: ...

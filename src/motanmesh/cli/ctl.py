@@ -17,6 +17,12 @@ management API (``--agent HOST:MPORT``)::
     ctl switchers set  --agent HOST:MPORT --name N --value true|false
     ctl status         --agent HOST:MPORT [--registry URL | -c agent.yaml]
 
+The dependency graph is gathered from the agents registered in the registry (their agent
+nodes) and/or the agents named with ``--agent``::
+
+    ctl graph [--registry URL | -c agent.yaml] [--application APP] [--agent HOST:MPORT ...]
+              [--format table|json|dot]
+
 Output is for people; ``--json`` prints JSON for scripts. Exit status: 0 done; 1 refused
 (validation) or failed remotely (the agent or the audit trail answered with an error);
 2 usage errors and unreachable registries or agents.
@@ -71,6 +77,7 @@ from motanmesh.control.commands import (
     record_lines,
     summarize,
 )
+from motanmesh.control.graph import agent_addresses, dot, gather, table_lines
 from motanmesh.control.preview import preview
 from motanmesh.registry.base import Registry, RegistryError
 from motanmesh.registry.embedded import registry_file
@@ -469,6 +476,36 @@ async def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _graph(args: argparse.Namespace) -> int:
+    addresses = list(args.agents)
+    if args.registry or args.config:
+
+        async def action(registry: Registry) -> int:
+            addresses.extend(await agent_addresses(registry, args.application))
+            return EXIT_OK
+
+        await _with_registry(args, action)
+    elif not addresses:
+        raise UsageError("name the agents with --registry URL, -c agent.yaml or --agent")
+    addresses = list(dict.fromkeys(addresses))
+    if not addresses:
+        raise UsageError("the registry holds no agent nodes" + _of(args.application))
+    report = await gather(addresses, token=_token(args), timeout=args.timeout)
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    elif fmt == "dot":
+        sys.stdout.write(dot(report))
+    else:
+        for line in table_lines(report):
+            print(line)
+    return EXIT_OK if any(v == "ok" for v in report.agents.values()) else EXIT_FAILED
+
+
+def _of(application: str) -> str:
+    return f" of {application}" if application else ""
+
+
 async def _agent_config(client: ManagementClient) -> ConfigRegistries | None:
     try:
         return registries_from_text(await client.text("/getConfig"))
@@ -635,6 +672,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "without --registry/-c the agent's own config (/getConfig) names its registries",
     )
     p.set_defaults(ctl_action=_status)
+
+    p = areas.add_parser(
+        "graph",
+        parents=[_common(registry=True)],
+        help="who calls what: the dependency graph of the registered agents",
+    )
+    p.add_argument(
+        "--agent",
+        dest="agents",
+        action="append",
+        default=[],
+        metavar="HOST:MPORT",
+        help="also ask this agent (repeatable; alone, without a registry)",
+    )
+    p.add_argument("--application", default="", help="only the agents of this application")
+    p.add_argument("--format", choices=("table", "json", "dot"), default="table")
+    p.add_argument("--token", default="", help=f"management token (default ${TOKEN_ENV})")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per agent (default 5)")
+    p.set_defaults(ctl_action=_graph)
     parser.set_defaults(ctl_help=parser)
 
 
@@ -642,7 +698,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """Register ``ctl`` on the ``motanmesh`` command line."""
     parser = subparsers.add_parser(
         "ctl",
-        help="control plane: commands, switchers, agent status",
+        help="control plane: commands, switchers, agent status, dependency graph",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

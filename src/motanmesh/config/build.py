@@ -50,10 +50,10 @@ _AGENT_TYPED = frozenset(
     | {"httpProxyEnable", "defaultFilter", "globalFilter", "grpcPort"}
     | set(_AGENT_STRINGS)
 )
-_AGENT_INTS = frozenset({"processPoolSize", "log_buffer_size"})
+_AGENT_INTS = frozenset({"processPoolSize", "log_buffer_size", "dependencyGraph.maxEdges"})
 _AGENT_BOOLS = frozenset(
     {"log_async", "log_structured", "rotate_per_hour", "motanEpAsyncInit", "httpProxyKeepalive"}
-    | {"log_filter_caller"}
+    | {"log_filter_caller", "dependencyGraph"}
 )
 _REGISTRY_INTS = frozenset(
     {"registrySessionTimeout", "requestTimeout", "connectTimeout", "registryRetryPeriod"}

@@ -35,6 +35,7 @@ BUILTIN_FILTERS: dict[str, str] = {
     "rateLimit": "motanmesh.filters.rate_limit:RateLimitFilter",
     "circuitBreaker": "motanmesh.filters.circuit_breaker:CircuitBreakerFilter",
     "clusterCircuitBreaker": "motanmesh.filters.circuit_breaker:ClusterCircuitBreakerFilter",
+    "trace": "motanmesh.filters.trace:TraceFilter",
 }
 
 _classes: dict[str, type[Filter]] = {}

@@ -1,0 +1,285 @@
+"""The dependency graph: who calls what through one agent.
+
+Every call that passes an agent is counted under an :class:`EdgeKey`: the side of the agent
+that saw it (``client``: an application called out through the client port; ``server``: a
+caller reached an exported service), the calling application (``M_s``, as the caller states
+it), the service, group and method. Each :class:`Edge` keeps the number of calls, business and
+other errors, and the latency (sum, maximum, and a coarse histogram for percentiles).
+
+The agent records it itself, unless ``motan-agent.dependencyGraph`` is false: the client
+router calls :meth:`DependencyGraph.client_done` when a call's answer goes back to the
+application (once per call, retries included), the export dispatcher wraps the answer of each
+request it hands to a provider (:meth:`DependencyGraph.server_responder`). ``/debug/graph`` on
+the management port returns :meth:`DependencyGraph.snapshot`; ``motanmesh ctl graph`` gathers
+the snapshots of many agents (:mod:`motanmesh.control.graph`).
+
+Recording is cheap: a tuple of four metadata values, a dict lookup and a few additions per
+call; the body is never decoded, and an answer's metadata only when its header says it is an
+exception. The number of edges is bounded (:attr:`DependencyGraph.max_edges`): calls of edges
+beyond it are counted in ``dropped`` only, so a caller that invents names cannot grow the
+agent's memory.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple
+
+from motanmesh.wire.errors import WireError
+from motanmesh.wire.frame import (
+    ERRTYPE_BIZ,
+    HEAD,
+    M_EXCEPTION,
+    M_GROUP,
+    M_METHOD,
+    M_PATH,
+    M_SOURCE,
+    Frame,
+    frame_from_parts,
+    parse_exception,
+)
+
+__all__ = [
+    "BUCKET_BOUNDS_MS",
+    "DEFAULT_MAX_EDGES",
+    "SIDE_CLIENT",
+    "SIDE_SERVER",
+    "DependencyGraph",
+    "Edge",
+    "EdgeKey",
+    "Key",
+    "frame_error",
+    "percentile_ms",
+    "raw_error",
+]
+
+SIDE_CLIENT: Final = "client"
+SIDE_SERVER: Final = "server"
+DEFAULT_MAX_EDGES: Final = 10_000
+#: upper bounds (ms) of the latency histogram; one more bucket holds the slower calls
+BUCKET_BOUNDS_MS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+_BOUNDS_S: Final = tuple(b / 1000 for b in BUCKET_BOUNDS_MS)
+ERROR_BIZ: Final = "biz"
+ERROR_OTHER: Final = "other"
+_perf_counter = time.perf_counter
+_bisect = bisect_left
+_HEAD_SIZE: Final = HEAD.size
+
+
+class EdgeKey(NamedTuple):
+    """What an edge is counted under (a plain tuple of these fields on the request path)."""
+
+    side: str
+    caller: str
+    service: str
+    group: str
+    method: str
+
+
+#: the key as the request path builds it: ``(side, caller, service, group, method)``
+Key = tuple[str, str, str, str, str]
+
+
+class Edge:
+    """The calls of one :class:`EdgeKey`."""
+
+    __slots__ = ("biz_errors", "buckets", "calls", "max_seconds", "other_errors", "seconds")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.biz_errors = 0
+        self.other_errors = 0
+        self.seconds = 0.0
+        self.max_seconds = 0.0
+        self.buckets = [0] * (len(_BOUNDS_S) + 1)
+
+    def record(self, seconds: float, error: str | None) -> None:
+        self.calls += 1
+        self.seconds += seconds
+        self.max_seconds = max(self.max_seconds, seconds)
+        self.buckets[_bisect(_BOUNDS_S, seconds)] += 1
+        if error is not None:
+            self.count_error(error)
+
+    def count_error(self, error: str | None) -> None:
+        if error == ERROR_BIZ:
+            self.biz_errors += 1
+        elif error is not None:
+            self.other_errors += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        calls = self.calls
+        return {
+            "calls": calls,
+            "errors": self.biz_errors + self.other_errors,
+            "bizErrors": self.biz_errors,
+            "otherErrors": self.other_errors,
+            "avgMs": round(self.seconds * 1000 / calls, 3) if calls else 0.0,
+            "maxMs": round(self.max_seconds * 1000, 3),
+            "p50Ms": percentile_ms(self.buckets, 0.50),
+            "p99Ms": percentile_ms(self.buckets, 0.99),
+            "buckets": list(self.buckets),
+        }
+
+
+def percentile_ms(buckets: list[int], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding the ``q`` quantile; ``None`` when there are
+    no calls, and ``-1.0`` when it lies beyond the last bound."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank = q * total
+    seen = 0
+    for i, n in enumerate(buckets):
+        seen += n
+        if seen >= rank:
+            return float(BUCKET_BOUNDS_MS[i]) if i < len(BUCKET_BOUNDS_MS) else -1.0
+    return -1.0
+
+
+class DependencyGraph:
+    """The edges one agent has seen since it started."""
+
+    def __init__(self, application: str = "", max_edges: int = DEFAULT_MAX_EDGES) -> None:
+        #: the agent's own application: the callee of its ``server`` edges
+        self.application = application
+        self.max_edges = max(1, max_edges)
+        self.edges: dict[Key, Edge] = {}
+        #: calls not recorded because the graph was full
+        self.dropped = 0
+        self.since = time.time()
+
+    def edge(self, key: Key) -> Edge | None:
+        """The edge of ``key``, made on first use; ``None`` when the graph is full."""
+        found = self.edges.get(key)
+        if found is None:
+            if len(self.edges) >= self.max_edges:
+                self.dropped += 1
+                return None
+            found = self.edges[key] = Edge()
+        return found
+
+    def record(self, key: Key, seconds: float, error: str | None) -> None:
+        edge = self.edges.get(key) or self.edge(key)
+        if edge is not None:
+            edge.record(seconds, error)
+
+    # ------------------------------------------------------------------ the agent's hooks
+
+    def client_done(
+        self,
+        request: Frame,
+        changes: dict[str, str],
+        group: str,
+        start: float,
+        response: Frame | None,
+    ) -> None:
+        """A client-side call answered (``response`` ``None``: failed without an answer).
+        ``changes`` are what the router added (``M_s`` when the application sent none);
+        ``group`` is the refer's, for a request without ``M_g``."""
+        seconds = _perf_counter() - start
+        meta = request.metadata
+        key = (
+            SIDE_CLIENT,
+            meta.get(M_SOURCE) or changes.get(M_SOURCE, ""),
+            meta.get(M_PATH, ""),
+            meta.get(M_GROUP) or group,
+            meta.get(M_METHOD, ""),
+        )
+        edge = self.edges.get(key) or self.edge(key)
+        if edge is None:
+            return
+        # Edge.record, inlined: this runs once per call
+        edge.calls += 1
+        edge.seconds += seconds
+        edge.max_seconds = max(edge.max_seconds, seconds)
+        edge.buckets[_bisect(_BOUNDS_S, seconds)] += 1
+        if response is None or response.status:
+            edge.count_error(frame_error(response))
+
+    def server_responder(
+        self, request: Frame, respond: Callable[[bytes], None]
+    ) -> Callable[[bytes], None]:
+        """``respond`` for a request handed to a provider, recording the call when the
+        provider answers (after the answer is written)."""
+        meta = request.metadata
+        key = (
+            SIDE_SERVER,
+            meta.get(M_SOURCE, ""),
+            meta.get(M_PATH, ""),
+            meta.get(M_GROUP, ""),
+            meta.get(M_METHOD, ""),
+        )
+        edges = self.edges
+        start = _perf_counter()
+
+        def answer(data: bytes) -> None:
+            respond(data)
+            seconds = _perf_counter() - start
+            edge = edges.get(key) or self.edge(key)
+            if edge is None:
+                return
+            edge.calls += 1
+            edge.seconds += seconds
+            edge.max_seconds = max(edge.max_seconds, seconds)
+            edge.buckets[_bisect(_BOUNDS_S, seconds)] += 1
+            if len(data) < _HEAD_SIZE or data[3] & 0x07:
+                edge.count_error(raw_error(data))
+
+        return answer
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy: the agent's application, the time span, and the edges."""
+        edges = []
+        for raw, edge in sorted(self.edges.items()):
+            key = EdgeKey(*raw)
+            edges.append(
+                {
+                    "side": key.side,
+                    "caller": key.caller,
+                    "callee": self.application if key.side == SIDE_SERVER else "",
+                    "service": key.service,
+                    "group": key.group,
+                    "method": key.method,
+                    **edge.to_dict(),
+                }
+            )
+        return {
+            "application": self.application,
+            "since": round(self.since, 3),
+            "now": round(time.time(), 3),
+            "maxEdges": self.max_edges,
+            "dropped": self.dropped,
+            "edges": edges,
+        }
+
+
+def frame_error(response: Frame | None) -> str | None:
+    """``None`` for a success, ``"biz"`` for a business exception, ``"other"`` for any other
+    exception answer or no answer at all."""
+    if response is None:
+        return ERROR_OTHER
+    if not response.status:
+        return None
+    value = response.metadata.get(M_EXCEPTION)
+    if not value:  # like motan-go, only M_e makes an exception
+        return None
+    return ERROR_BIZ if parse_exception(value).errtype == ERRTYPE_BIZ else ERROR_OTHER
+
+
+def raw_error(data: bytes) -> str | None:
+    """:func:`frame_error` of an encoded Motan2 answer; its metadata is read only when the
+    header's status says exception."""
+    if len(data) < HEAD.size:
+        return ERROR_OTHER  # not an answer at all
+    if not data[3] & 0x07:
+        return None
+    try:
+        mlen = HEAD.unpack_from(data, 0)[5]
+        body_at = HEAD.size + mlen + 4
+        return frame_error(frame_from_parts(data, mlen, body_at, body_at))
+    except (WireError, ValueError, IndexError, struct.error):
+        return ERROR_OTHER

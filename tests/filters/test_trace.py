@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -23,8 +24,12 @@ from motanmesh.agent.agent import Agent
 from motanmesh.agent.state import AgentError
 from motanmesh.config.loader import load_config
 from motanmesh.demo.service import DEMO_GROUP, DEMO_SERVICE
+from motanmesh.filters.base import ROLE_CLIENT, Call, FilterContext
+from motanmesh.filters.trace import TraceFilter
 from motanmesh.sdk import MotanClient
 from motanmesh.tracing.config import TracingConfig, TracingConfigError
+from motanmesh.url import URL
+from motanmesh.wire.frame import FLAG_RESPONSE, STATUS_NORMAL, Frame
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
 
@@ -242,3 +247,54 @@ def test_an_agent_without_tracing_never_imports_opentelemetry(tmp_path: Path, tr
     )
     assert ("loaded: []" not in out.stdout) is traced, out.stdout + out.stderr
     assert "loaded: [" in out.stdout
+
+
+def _filter(tmp_path: Path, ratio: str) -> tuple[TraceFilter, FilterContext, Path]:
+    spans = tmp_path / f"spans-{ratio}.jsonl"
+    params = {"tracing.exporter": "file", "tracing.file": str(spans), "tracing.sampleRatio": ratio}
+    context = FilterContext(application="unit", params=params)
+    url = URL("motan2", "127.0.0.1", 0, DEMO_SERVICE, DEMO_GROUP, {})
+    return TraceFilter(url, context), context, spans
+
+
+def _run(f: TraceFilter, metadata: dict[str, str]) -> Call:
+    request = Frame(0, STATUS_NORMAL, 6, 1, {"M_p": DEMO_SERVICE, "M_m": "hello", **metadata}, b"")
+    answer = Frame(FLAG_RESPONSE, STATUS_NORMAL, 6, 1, {}, b"")
+    call = Call(request, f.url, ROLE_CLIENT, "127.0.0.1:9982", {}, lambda r, e: None)
+    seen: list[Call] = []
+
+    def proceed(c: Call) -> None:
+        seen.append(c)
+        c.complete(answer)
+
+    f.invoke(call, proceed)
+    assert seen == [call] and call.done
+    return call
+
+
+def _exported(context: FilterContext, spans: Path) -> list[dict[str, Any]]:
+    context.services["tracing"].flush()
+    if not spans.exists():
+        return []
+    return [json.loads(line) for line in spans.read_text().splitlines()]
+
+
+async def test_unsampled_calls_skip_the_sdk_but_carry_a_context(tmp_path: Path) -> None:
+    never, context, spans = _filter(tmp_path, "0")
+    call = _run(never, {})
+    version, trace_id, span_id, flags = call.changes["traceparent"].split("-")
+    assert (version, flags, len(trace_id), len(span_id)) == ("00", "00", 32, 16)
+    assert _exported(context, spans) == []
+    await context.close()
+
+    always, context, spans = _filter(tmp_path, "1")
+    unsampled = f"00-{'ab' * 16}-{'cd' * 8}-00"
+    assert _run(always, {"traceparent": unsampled}).changes == {}  # passed on as it came
+    sampled = _run(always, {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"})
+    assert sampled.changes["traceparent"].startswith(f"00-{'ab' * 16}-")
+    # an unreadable context is not trusted: a new sampled trace starts
+    fresh = _run(always, {"traceparent": "00-nothex-00"})
+    assert not fresh.changes["traceparent"].startswith("00-nothex")
+    exported = _exported(context, spans)
+    assert [s["parentSpanId"] for s in exported] == ["cd" * 8, ""]
+    await context.close()

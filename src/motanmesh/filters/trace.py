@@ -9,14 +9,21 @@ sent; a ``SERVER`` span is started and its context goes on to the provider. Span
 ``rpc.system=motan``, ``rpc.service``, ``rpc.method``, ``motan.group``, the calling
 application, the peer, and an error status with the Motan error code and message.
 
+Calls that are not sampled never reach the SDK: with an unsampled caller (``traceparent``
+flags ``00``) the context goes on unchanged; a call that starts a trace outside
+``tracing.sampleRatio`` gets a new unsampled ``traceparent``, so the agents after it follow
+the same decision. Only sampled calls pay for an SDK span.
+
 OpenTelemetry is imported when the first ``trace`` filter is built, never otherwise. The
-exporter and the sampler come from the ``tracing.*`` keys of ``motan-agent``
+exporter and the sample ratio come from the ``tracing.*`` keys of ``motan-agent``
 (:mod:`motanmesh.tracing.config`).
 """
 
 from __future__ import annotations
 
+import re
 from functools import partial
+from random import getrandbits
 from typing import Any, ClassVar, Final
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
@@ -49,6 +56,30 @@ __all__ = ["TRACEPARENT", "TRACESTATE", "TraceFilter"]
 
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
+_TRACEPARENT_LEN: Final = 55
+_ZERO_TRACE: Final = "0" * 32
+_ZERO_SPAN: Final = "0" * 16
+_HEX: Final = re.compile("[0-9a-f]+")
+
+
+def _unsampled(traceparent: str) -> bool:
+    """A well-formed version-00 ``traceparent`` whose sampled flag is clear (anything else
+    goes to the SDK, which starts a new trace for what it cannot read)."""
+    return (
+        len(traceparent) == _TRACEPARENT_LEN
+        and traceparent.startswith("00-")
+        and traceparent[-3] == "-"
+        and not int(traceparent[-2:], 16) & 1
+        and traceparent[3:35] != _ZERO_TRACE
+        and traceparent[36:52] != _ZERO_SPAN
+        and _HEX.fullmatch(traceparent[3:35] + traceparent[36:52]) is not None
+    )
+
+
+def _unsampled_traceparent() -> str:
+    trace_id = getrandbits(128) or 1
+    span_id = getrandbits(64) or 1
+    return f"00-{trace_id:032x}-{span_id:016x}-00"
 
 
 def _split_peer(peer: str) -> tuple[str, int]:
@@ -74,14 +105,27 @@ class TraceFilter(Filter):
         self._tracer = self.tracing.tracer
         self._extract = self.tracing.propagator.extract
         self._inject = self.tracing.propagator.inject
+        self._sample_new = self.tracing.sample_new_trace
         self._group = url.group
 
     def invoke(self, call: Call, proceed: Handler, /) -> None:
         metadata = call.request.metadata
+        incoming = metadata.get(TRACEPARENT)
+        if incoming is None:
+            if not self._sample_new():
+                # not recorded: still a trace context, so the next agent does not decide anew
+                call.changes[TRACEPARENT] = _unsampled_traceparent()
+                proceed(call)
+                return
+            parent = None
+        elif _unsampled(incoming):
+            proceed(call)  # the caller's context goes on as it came: nothing is recorded
+            return
+        else:
+            parent = self._extract(metadata)
         server = call.role == ROLE_SERVER
         service = metadata.get(M_PATH, "")
         method = metadata.get(M_METHOD, "")
-        parent = self._extract(metadata) if TRACEPARENT in metadata else None
         attributes: dict[str, Any] = {
             "rpc.system": "motan",
             "rpc.service": service,

@@ -1,6 +1,8 @@
 """The agent's OpenTelemetry tracer: one ``TracerProvider`` per agent (never the global one),
-a parent-based ratio sampler, a batch span processor in front of the configured exporter, and
-the W3C trace-context propagator.
+a parent-based sampler, a batch span processor in front of the configured exporter, and the
+W3C trace-context propagator. The ``trace`` filter decides itself, before the SDK is involved,
+which calls are not sampled (an unsampled caller, or a new trace outside ``sampleRatio``):
+those cost a few string operations, not an SDK span.
 
 Imported only when a ``trace`` filter is built. Exports happen on the batch processor's own
 thread; a full queue drops spans, so the event loop never waits for a collector.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import random
 import threading
 from collections.abc import Sequence
 from typing import IO, Any
@@ -23,7 +26,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -42,7 +45,9 @@ class Tracing:
         resource = Resource.create(
             {"service.name": config.service_name, "telemetry.sdk.name": "opentelemetry"}
         )
-        sampler = ParentBased(TraceIdRatioBased(config.sample_ratio))
+        # the ratio is applied by the filter (Tracing.sample_new_trace); what reaches the SDK
+        # is sampled, or has an unsampled parent (dropped, as ParentBased does)
+        sampler = ParentBased(ALWAYS_ON)
         self.provider = TracerProvider(resource=resource, sampler=sampler)
         exporter = make_exporter(config)
         if exporter is not None:
@@ -57,6 +62,11 @@ class Tracing:
             )
         self.tracer: Tracer = self.provider.get_tracer("motanmesh", __version__)
         self.propagator = TraceContextTextMapPropagator()
+
+    def sample_new_trace(self) -> bool:
+        """Whether a call that starts a trace is recorded (``tracing.sampleRatio``)."""
+        ratio = self.config.sample_ratio
+        return ratio >= 1.0 or (ratio > 0.0 and random.random() < ratio)
 
     def info(self) -> dict[str, Any]:
         c = self.config

@@ -278,7 +278,10 @@ async def test_a_bad_metrics_section_stops_the_agent_with_a_clear_error(tmp_path
 async def test_runtime_gauges_in_metrics_and_datagrams(tmp_path: Path, udp: socket.socket) -> None:
     doc = {
         "motan-agent": _agent_section(
-            tmp_path, "gauge-app", defaultFilter="accessLog", log_dir=str(tmp_path / "logs")
+            tmp_path,
+            "gauge-app",
+            defaultFilter="accessLog,circuitBreaker",
+            log_dir=str(tmp_path / "logs"),
         ),
         "motan-registry": {"local": {"protocol": "embedded", "file": str(tmp_path / "g.db")}},
         "motan-service": {
@@ -312,6 +315,12 @@ async def test_runtime_gauges_in_metrics_and_datagrams(tmp_path: Path, udp: sock
             assert got[("motan_server_connections", app)] == connections
             assert got[("motan_accesslog_discarded_total", app)] == 0
             assert got[("motan_agent_cpu_seconds_total", app)] > 0
+            # the service's circuit, closed, never opened
+            (identity,) = [dict(k[1])["name"] for k in got if k[0] == "motan_circuit_breaker_state"]
+            assert DEMO_SERVICE in identity
+            breaker = tuple(sorted({"application": "gauge-app", "name": identity}.items()))
+            assert got[("motan_circuit_breaker_state", breaker)] == 0
+            assert got[("motan_circuit_breaker_opens_total", breaker)] == 0
             # no gauges before the sample interval has passed, then the Go samplers' values
             await agent.telemetry.report()
             await agent.telemetry.report(now=agent.telemetry.started + 3600)

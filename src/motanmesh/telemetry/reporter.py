@@ -42,6 +42,41 @@ DEFAULT_PERIOD: Final = 5
 DEFAULT_SAMPLE_INTERVAL: Final = 30
 #: where the accessLog filters keep their writer among the shared objects
 ACCESS_LOG_SERVICE: Final = "accessLog"
+#: where the circuitBreaker filters keep their circuits (identity → circuit)
+CIRCUITS_SERVICE: Final = "circuitBreakers"
+
+
+def _breaker_samples(circuits: Any) -> list[RuntimeSample]:
+    """The state (0 closed, 1 open, 2 half-open) and the openings of each circuit."""
+    if not isinstance(circuits, dict):
+        return []
+    out: list[RuntimeSample] = []
+    for name, circuit in list(circuits.items()):
+        state = getattr(circuit, "state_value", None)
+        if not isinstance(state, int):
+            continue
+        labels = (("name", str(name)),)
+        out.append(
+            RuntimeSample(
+                "motan_circuit_breaker_state",
+                "gauge",
+                state,
+                "Circuit breaker state: 0 closed, 1 open, 2 half-open",
+                labels,
+            )
+        )
+        opens = getattr(circuit, "opens", None)
+        if isinstance(opens, int):
+            out.append(
+                RuntimeSample(
+                    "motan_circuit_breaker_opens_total",
+                    "counter",
+                    opens,
+                    "Times the circuit opened",
+                    labels,
+                )
+            )
+    return out
 
 
 class TelemetryConfigError(ValueError):
@@ -156,6 +191,7 @@ class Telemetry:
                     go_name="accesslog_discard_count",
                 )
             )
+        out.extend(_breaker_samples(self.services.get(CIRCUITS_SERVICE)))
         for name, service in list(self.services.items()):
             report = getattr(service, "runtime_samples", None)
             if report is None:

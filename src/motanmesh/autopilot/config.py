@@ -64,6 +64,7 @@ class SloConfig:
     p99: float = 0.0
     error_ratio: float = 0.0
     min_rate: float = 1.0
+    sustain: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,7 @@ _TOP: Final = (
     "console",
 )
 _POLICY: Final = ("warning", "target", "stepLimit", "maxShare", "hold", "cooldown", "hysteresis")
-_SLO: Final = ("p99", "errorRatio", "minRate")
+_SLO: Final = ("p99", "errorRatio", "minRate", "sustain")
 _CAPACITY: Final = ("perInstance", "perGroup", "instances")
 _SERVICE: Final = ("service", "groups", "capacity", "policy", "slo")
 _SOURCE: Final = (
@@ -277,6 +278,7 @@ def _slo(r: _Reader, key: KeyPath, value: Any, base: SloConfig) -> SloConfig:
             (*key, "errorRatio"), m.get("errorRatio"), base.error_ratio, low=-1e-9, high=1.0
         ),
         min_rate=r.number((*key, "minRate"), m.get("minRate"), base.min_rate, low=-1e-9),
+        sustain=r.number((*key, "sustain"), m.get("sustain"), base.sustain, low=-1e-9),
     )
 
 

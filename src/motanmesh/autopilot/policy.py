@@ -5,13 +5,16 @@ Shares are whole percentages (what ``mergeGroups`` weights can express). For eac
 
 * **need** = the share that brings A's *demand* down to the target level:
   ``1 - target * capacity / demand``, at most ``maxShare``. When A breaks its SLO and the rate
-  asks for no more than ``f``, the need is ``f`` plus one step (the SLO guard).
+  asks for no more than ``f``, the need is ``f`` plus one step (the SLO guard), unless A
+  itself takes calls from another group (then that group's split is what relieves A).
 * **room** = what the other groups can take without going over their own warning level
-  (their expected load without A's calls; groups that send traffic away themselves or break
-  their SLO take nothing). A split over the room is lowered at once (``receiver-guard``).
+  (their expected load without A's calls; groups that send traffic away themselves take
+  nothing, groups that break their SLO take no more). A split over the room (by more than half
+  the hysteresis, so that noise does not move it) is lowered at once (``receiver-guard``).
 * **shift**: A's level is over the warning level (or its SLO is broken) and need > f: move up
-  to one ``stepLimit`` towards the need, within the room, unless traffic was moved back less
-  than ``cooldown`` seconds ago.
+  to one ``stepLimit`` towards the need, within the room (less the hysteresis once traffic
+  moves), unless traffic was moved back less than ``cooldown`` seconds ago. Once traffic
+  moves, a raise smaller than the hysteresis is not made.
 * **return**: need < f - ``hysteresis``: move back up to one step, but only once ``hold``
   seconds have passed since the last shift and ``cooldown`` since the last change.
 
@@ -85,6 +88,13 @@ def distribute(source: str, share: int, room: dict[str, float]) -> dict[str, int
     return result
 
 
+def _share(room: dict[str, float], demand: float) -> int:
+    """The whole percentage of ``demand`` that ``room`` can take."""
+    if demand > 0:
+        return math.floor(100 * sum(room.values()) / demand + 1e-9)
+    return 100 if room else 0
+
+
 def _sent(source: str, shares: dict[str, int]) -> int:
     return 100 - shares.get(source, 100)
 
@@ -109,21 +119,22 @@ def decide(
         without = dict(working)
         without[source] = own_split(source)
         base = expected_loads(config.groups, demand, without)
-        room: dict[str, float] = {}
+        room: dict[str, float] = {}  # calls/s each receiver can take
+        healthy: dict[str, float] = {}  # the same, without receivers that break their SLO
         for g in config.groups:
             other = state.groups[g]
-            if g == source or other.capacity <= 0 or other.slo_breach:
-                continue
-            if _sent(g, working[g]) > 0:
+            if g == source or other.capacity <= 0 or _sent(g, working[g]) > 0:
                 continue
             free = policy.warning * other.capacity - base[g]
             if free > 0:
                 room[g] = free
-        if me.demand > 0:
-            roomy = math.floor(100 * sum(room.values()) / me.demand + 1e-9)
-        else:
-            roomy = 100 if room else 0
-        cap = min(max_pct, roomy)
+                if not other.slo_breach:
+                    healthy[g] = free
+        cap = min(max_pct, _share(room, me.demand))
+        roomy = _share(healthy, me.demand)
+        receiving = any(
+            _sent(g, working[g]) > 0 and working[g].get(source, 0) > 0 for g in config.groups
+        )
         if me.capacity > 0 and me.demand > 0:
             need = math.ceil(100 * (1 - policy.target * me.capacity / me.demand) - 1e-9)
         else:
@@ -131,12 +142,13 @@ def decide(
         need = max(0, min(need, max_pct))
         over = me.demand_level > policy.warning
         rule, detail = "steady", ""
-        if me.slo_breach and need <= f:
+        if me.slo_breach and need <= f and not receiving:
+            # the SLO guard; a group that takes others' calls is relieved by them instead
             need = min(max_pct, f + step)
             over = True
         target_pct = f
         level = f"demand level {me.demand_level:.2f}"
-        if f > cap:
+        if f > cap + max(1, hysteresis // 2):
             target_pct = max(0, cap)
             rule, detail = "receiver-guard", f"receivers can take only {cap}% of {source}'s calls"
         elif over and need > f:
@@ -147,8 +159,8 @@ def decide(
                 # receivers' demand does not trip the receiver guard right after
                 room_limit = roomy - hysteresis if f else roomy
                 target_pct = min(need, f + step, max_pct, room_limit)
-                if f > 0 and target_pct == room_limit and target_pct < f + max(1, hysteresis):
-                    target_pct = f
+                if f > 0 and target_pct < f + max(1, hysteresis):
+                    target_pct = f  # less than the hysteresis more: not worth a change
                 if target_pct <= f:
                     target_pct = f
                     rule = "receivers-full"
@@ -176,7 +188,7 @@ def decide(
                 current = {g: float(p) for g, p in before.items() if g != source and p > 0}
                 after = distribute(source, target_pct, current)
             else:
-                after = distribute(source, target_pct, room)
+                after = distribute(source, target_pct, healthy or room)
             if target_pct > f:
                 mem.last_raise = now
             else:

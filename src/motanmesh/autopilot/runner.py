@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -55,6 +56,7 @@ class _ServiceRuntime:
     split: Split = field(default_factory=dict)
     rules: dict[str, Outcome] = field(default_factory=dict)
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=600))
+    breach_since: dict[str, float] = field(default_factory=dict)
 
 
 class Autopilot:
@@ -230,7 +232,22 @@ class Autopilot:
             age = self.config.stale_after
             demand[group] = self.store.demand(group, config.service, now, window, age)
             served[group] = self.store.served(group, config.service, now, window, age)
-        return build_state(config, runtime.instances, demand, served, split), split
+        state = build_state(config, runtime.instances, demand, served, split)
+        return self._sustained(runtime, state, now), split
+
+    @staticmethod
+    def _sustained(runtime: _ServiceRuntime, state: ServiceState, now: float) -> ServiceState:
+        """An SLO breach counts once it has lasted ``slo.sustain`` seconds (one slow
+        scrape window is not an overload)."""
+        groups = dict(state.groups)
+        for group, gs in state.groups.items():
+            if not gs.slo_breach:
+                runtime.breach_since.pop(group, None)
+                continue
+            since = runtime.breach_since.setdefault(group, now)
+            if now - since < runtime.config.slo.sustain:
+                groups[group] = dataclasses.replace(gs, slo_breach="")
+        return ServiceState(state.service, groups)
 
     async def _evaluate_service(self, runtime: _ServiceRuntime, now: float) -> list[Decision]:
         config = runtime.config

@@ -31,6 +31,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unix", default=None, metavar="PATH", help="unix socket to listen on")
     parser.add_argument("--group", default=DEMO_GROUP, help=f"service group ({DEMO_GROUP})")
     parser.add_argument(
+        "--capacity",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="serve at most N calls/s (hello, echo): beyond, latency rises, then calls fail",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="with --capacity: refuse a call that would queue longer than S seconds (1)",
+    )
+    parser.add_argument(
         "--deadline",
         type=float,
         default=5.0,
@@ -66,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
                 port,
                 unix_path=args.unix,
                 group=args.group,
+                capacity=args.capacity,
+                max_wait=args.max_wait,
                 on_ready=_ready,
                 deadline=args.deadline,
             )

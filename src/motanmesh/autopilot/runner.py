@@ -282,11 +282,13 @@ class Autopilot:
                 )
             runtime.rules[group] = outcome
             must_clean = found is not None and found.split is not None
+            last = runtime.last.get(group)
             if not outcome.changed and not must_clean:
+                if last == (outcome.rule, outcome.after):
+                    continue  # nothing new: no record (the common case, kept cheap)
                 decision = self._decision(runtime, state, outcome, leader)
             else:
                 decision = await self._write(runtime, state, outcome, leader)
-            last = runtime.last.get(group)
             if last != (outcome.rule, outcome.after) or decision.written or decision.error:
                 runtime.last[group] = (outcome.rule, outcome.after)
                 self.log.record(decision)

@@ -213,7 +213,7 @@ def client_agent_yaml(name: str, ports: dict[str, int], registry: dict[str, Any]
                 "registry": "reg",
                 "path": SERVICE,
                 "group": GROUPS[name],
-                "requestTimeout": 3000,
+                "requestTimeout": 5000,
             }
         },
     }
@@ -257,6 +257,7 @@ class Scenario:
     registry: str = "embedded"
     capacity: float = 40.0
     phases: tuple[Phase, ...] = STANDARD
+    max_wait: float = 3.0  # a backlog the demo services absorb before refusing calls
     console_port: int = 0
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
@@ -279,12 +280,12 @@ class Scenario:
         return {"protocol": protocol, "address": address}
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         cmd = [sys.executable, "-m", "motanmesh.cli", *args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen(
-            cmd, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env
-        )
+        with open(self.workdir / f"{name}.log", "wb") as log:  # the child keeps its own copy
+            proc = subprocess.Popen(
+                cmd, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         self.procs[name] = proc
         return proc
 
@@ -311,6 +312,8 @@ class Scenario:
                 GROUPS[name],
                 "--capacity",
                 str(self.capacity),
+                "--max-wait",
+                str(self.max_wait),
             )
             server = self.workdir / f"server-{name}.yaml"
             server.write_text(server_agent_yaml(name, ports, registry))
@@ -367,7 +370,7 @@ class Scenario:
         """Open-loop calls into IDC ``name``'s client agent at the profile's rate."""
         address = f"127.0.0.1:{self.ports[name]['cport']}"
         in_flight: set[asyncio.Task[None]] = set()
-        async with MotanClient(address, application=f"demo-app-{name}", timeout=5.0) as client:
+        async with MotanClient(address, application=f"demo-app-{name}", timeout=8.0) as client:
 
             async def one() -> None:
                 try:

@@ -30,6 +30,7 @@ from tests.autopilot.helpers import (
     wait_for,
     wait_until,
 )
+from tests.servers.prometheus import PrometheusServer
 
 OPERATOR_DOC = json.dumps(
     {
@@ -289,3 +290,34 @@ async def test_go_agents_are_steered_from_their_datagrams(
         stop.set()
         await sender
         await autopilot.close()
+
+
+async def test_a_prometheus_server_is_a_telemetry_source(
+    registry: EmbeddedRegistry, db: Path, tmp_path: Path, agent: MetricsAgent
+) -> None:
+    """A real Prometheus scrapes the agent every second; the autopilot asks it with PromQL."""
+    server = PrometheusServer(tmp_path / "prometheus", [agent.address])
+    await asyncio.to_thread(server.start)
+    try:
+        config = autopilot_config(
+            embedded_url(db),
+            tmp_path,
+            telemetry=[{"type": "prometheus", "url": server.url, "interval": 0.5}],
+            window=2.0,
+            staleAfter=5.0,
+        )
+        autopilot = await started(config)
+        try:
+            runtime = autopilot.services[SERVICE]
+            await wait_until(
+                lambda: runtime.state is not None and runtime.state.groups[GROUP_A].demand > 30,
+                "the demand read from Prometheus",
+                timeout=40,
+            )
+            assert await registry.get_command(GROUP_A) is None
+            agent.series[0].rate = 160.0
+            await wait_for(lambda: _moved_at_least(registry, 25), "a shift", timeout=60)
+        finally:
+            await autopilot.close()
+    finally:
+        await asyncio.to_thread(server.stop)

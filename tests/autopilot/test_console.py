@@ -29,7 +29,23 @@ from tests.autopilot.helpers import (
     wait_until,
 )
 
-GRAPH = {"edges": [{"from": "app-demo-rpc-a", "to": f"{SERVICE} ({GROUP_A})"}]}
+GRAPH = {
+    "edges": [
+        {
+            "side": "client",
+            "caller": "app-demo-rpc-a",
+            "callee": "",
+            "service": SERVICE,
+            "group": GROUP_A,
+            "method": "hello",
+            "calls": 42,
+            "bizErrors": 0,
+            "otherErrors": 1,
+            "avgMs": 2.5,
+            "maxMs": 9.0,
+        }
+    ]
+}
 OPERATOR = (
     '{"clientCommandList":[{"index":2,"version":"1.0","dc":"","commandType":0,'
     '"pattern":"com.example.Other","mergeGroups":["demo-rpc-b:1"],"routeRules":[],'
@@ -91,7 +107,8 @@ async def test_the_console_shows_a_shift_in_chromium(
             }
             assert "shift" in rules
             assert "leader" in page_text(driver, "#role")
-            assert f"{SERVICE} ({GROUP_A})" in page_text(driver, "#graph")
+            graph = page_text(driver, "#graph")
+            assert "app-demo-rpc-a" in graph and SERVICE in graph and "42" in graph
             # the script refreshes the page in place: the demand falls, the page follows
             agent.series[0].rate = 10.0
             agent.series[2].rate = 10.0

@@ -11,7 +11,6 @@ graph. A small inline script fetches ``GET /fragment`` every second and swaps it
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from html import escape
 from typing import Any
@@ -26,6 +25,7 @@ from motanmesh.autopilot.prometheus import AgentScraper
 from motanmesh.autopilot.runner import Autopilot
 from motanmesh.cluster.command import CommandError, parse_command_document
 from motanmesh.control.commands import describe_command
+from motanmesh.control.graph import merge
 
 __all__ = ["Console", "render_fragment", "render_page"]
 
@@ -127,24 +127,23 @@ def _decisions(items: list[dict[str, Any]]) -> str:
 
 
 def _graph(graphs: dict[str, Any]) -> str:
+    """The agents' ``/debug/graph`` snapshots, merged (``control.graph``): who calls what."""
     if not graphs:
         return '<p id="no-graph">no agent serves /debug/graph</p>'
-    parts = []
-    for address, graph in sorted(graphs.items()):
-        edges = graph.get("edges") if isinstance(graph, dict) else None
-        if isinstance(edges, list) and edges:
-            items = "".join(
-                f'<li class="edge">{escape(str(e.get("from", e.get("source", "?"))))} → '
-                f"{escape(str(e.get('to', e.get('target', '?'))))}</li>"
-                if isinstance(e, dict)
-                else f'<li class="edge">{escape(str(e))}</li>'
-                for e in edges
-            )
-            parts.append(f"<h3>{escape(address)}</h3><ul>{items}</ul>")
-        else:
-            text = json.dumps(graph, indent=1, sort_keys=True)[:4000]
-            parts.append(f"<h3>{escape(address)}</h3><pre>{escape(text)}</pre>")
-    return '<div id="graph">' + "".join(parts) + "</div>"
+    edges = merge({a: g for a, g in graphs.items() if isinstance(g, dict)})
+    rows = [
+        f'<tr class="edge" data-side="{escape(e.side)}"><td>{escape(e.side)}</td>'
+        f"<td>{escape(e.caller or '-')}</td><td>{escape(e.service)}</td>"
+        f"<td>{escape(e.group or '-')}</td><td>{escape(e.method)}</td>"
+        f"<td>{escape(e.callee or '-')}</td><td>{e.calls}</td><td>{e.errors}</td>"
+        f"<td>{e.avg_ms:.1f}</td></tr>"
+        for e in edges
+    ]
+    return (
+        f'<table id="graph"><caption>{len(graphs)} agent(s)</caption><tr><th>side</th>'
+        "<th>caller</th><th>service</th><th>group</th><th>method</th><th>callee</th>"
+        "<th>calls</th><th>errors</th><th>avg ms</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def render_fragment(state: dict[str, Any], graphs: dict[str, Any]) -> str:
@@ -232,7 +231,8 @@ class Console:
                 async with session.get(f"http://{address}/debug/graph") as resp:
                     if resp.status != 200:
                         return address, None
-                    return address, await resp.json(content_type=None)
+                    graph = await resp.json(content_type=None)
+                    return address, graph if isinstance(graph, dict) else None
             except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
                 return address, None
 

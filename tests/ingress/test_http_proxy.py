@@ -160,3 +160,37 @@ def test_http_client_entries(caplog: pytest.LogCaptureFixture) -> None:
     )
     assert domain.refer.conf_id == "api"
     assert (domain.upstream("/v1/x"), domain.upstream("/v2")) == ("a.B", "")
+
+
+async def test_default_domain_and_no_endpoints_fallback(backend: int) -> None:
+    default = f"127.0.0.1:{backend}"
+    built: list[Cluster] = []
+
+    async def empty_cluster(refer: URL) -> Cluster:
+        cluster = Cluster(refer, [])  # no registry: no provider, every call is "no endpoints"
+        await cluster.start()
+        built.append(cluster)
+        return cluster
+
+    server = HttpProxyServer(
+        host="127.0.0.1",
+        port=0,
+        params={"httpProxyDefaultDomain": default},
+        route=ClientRouter().route,
+        domains=HttpDomains(
+            {"d": {"domain": default, "connectTimeout": "50"}},
+            {default: [{"match": "/rpc", "upstream": "com.example.Missing"}]},
+            empty_cluster,
+        ),
+    )
+    _host, port = await server.start()
+    try:
+        for path in (b"/plain", b"/rpc/x"):  # no location; a location without endpoints
+            request = b"GET %s HTTP/1.1\r\nHost: unknown.example\r\n\r\n" % path
+            ((head, body),) = await _exchange(port, request)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert json.loads(body)["path"] == path.decode()
+        assert [c.refer.path for c in built] == ["com.example.Missing"]
+        assert built[0].refer.get("domain") == default
+    finally:
+        await server.close()

@@ -17,7 +17,7 @@ from motanmesh.cluster.errors import error_response
 from motanmesh.cluster.group_weights import GroupWeightedLoadBalancer
 from motanmesh.cluster.ha import FailoverHa, HaStrategy, create_ha
 from motanmesh.cluster.patterns import PatternMode
-from motanmesh.filters.base import ROLE_CLIENT, Call, Filter, Handler
+from motanmesh.filters.base import ROLE_CLIENT, Call, Filter, Handler, status_filters
 from motanmesh.filters.chain import FilterSet, build_chain
 from motanmesh.registry.base import CommandListener, NotifyListener, Registry
 from motanmesh.registry.snapshot import SNAPSHOT_SOURCE, ReferSnapshot
@@ -46,7 +46,7 @@ class ProviderEndpoint:
     address as ``peer``).
     """
 
-    __slots__ = ("_chain", "_group", "_refer", "endpoint", "url")
+    __slots__ = ("_chain", "_gates", "_group", "_refer", "endpoint", "url")
 
     def __init__(
         self,
@@ -60,10 +60,19 @@ class ProviderEndpoint:
         self._group = {M_GROUP: url.group} if url.group else {}
         self._refer = refer or url
         self._chain: Handler | None = build_chain(filters, self._deliver) if filters else None
+        #: endpoint filters that may take this provider out of load balancing
+        self._gates = status_filters(filters) if filters else ()
 
     @property
     def available(self) -> bool:
-        return self.endpoint.available
+        if not self.endpoint.available:
+            return False
+        if self._gates:
+            address = self.url.address
+            for gate in self._gates:
+                if not gate.is_available(address):
+                    return False
+        return True
 
     @property
     def in_flight(self) -> int:

@@ -20,7 +20,7 @@ import inspect
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
@@ -52,6 +52,7 @@ __all__ = [
     "Finish",
     "Handler",
     "error_kind",
+    "status_filters",
 ]
 
 log = logging.getLogger("motanmesh.filters")
@@ -237,6 +238,13 @@ class Filter(ABC):
     def close(self) -> None:  # noqa: B027 (optional hook)
         """The refer or service is gone, or the agent stops."""
 
+    def is_available(self, peer: str) -> bool:
+        """Endpoint filters on the client side may override this to take the provider at
+        ``peer`` (``host:port``) out of load balancing (the Go agent's ``Status`` filters,
+        e.g. ``failfast``). Only overriding filters are asked, whenever the load balancer
+        looks at the provider."""
+        return True
+
     def info(self) -> dict[str, Any]:
         """What ``/runtime/info`` shows of this filter."""
         return {"name": self.name, "kind": self.kind, "index": self.index}
@@ -280,3 +288,8 @@ class FilterContext:
             except Exception:
                 log.exception("closing filter service %s failed", name)
         self.services.clear()
+
+
+def status_filters(filters: Sequence[Filter]) -> tuple[Filter, ...]:
+    """The filters that override :meth:`Filter.is_available`."""
+    return tuple(f for f in filters if type(f).is_available is not Filter.is_available)

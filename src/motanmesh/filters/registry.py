@@ -36,6 +36,7 @@ BUILTIN_FILTERS: dict[str, str] = {
     "circuitBreaker": "motanmesh.filters.circuit_breaker:CircuitBreakerFilter",
     "clusterCircuitBreaker": "motanmesh.filters.circuit_breaker:ClusterCircuitBreakerFilter",
     "trace": "motanmesh.filters.trace:TraceFilter",
+    "failfast": "motanmesh.filters.failfast:FailfastFilter",
 }
 
 _classes: dict[str, type[Filter]] = {}

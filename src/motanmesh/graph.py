@@ -6,7 +6,8 @@ caller reached an exported service), the calling application (``M_s``, as the ca
 it), the service, group and method. Each :class:`Edge` keeps the number of calls, business and
 other errors, and the latency (sum, maximum, and a coarse histogram for percentiles).
 
-The agent records it itself, unless ``motan-agent.dependencyGraph`` is false: the client
+The agent records it itself when ``motan-agent.dependencyGraph`` is true (off by default: it
+costs about 3 µs per call and agent, see ``benchmarks/README.md``): the client
 router calls :meth:`DependencyGraph.client_done` when a call's answer goes back to the
 application (once per call, retries included), the export dispatcher wraps the answer of each
 request it hands to a provider (:meth:`DependencyGraph.server_responder`). ``/debug/graph`` on

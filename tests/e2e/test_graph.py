@@ -20,7 +20,6 @@ from tests.e2e.harness import (
     DEMO_SERVICE,
     AgentProcess,
     Mesh,
-    agent_section,
     cli_argv,
     client_agent_config,
     demo_export,
@@ -49,20 +48,20 @@ def graphed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graphed]:
     try:
         _service, backend = mesh.demo_service("demo-service")
         export = demo_export(backend)
-        server = mesh.agent(
-            "server-agent", server_agent_config("server", mesh.registry, {"demo": export})
-        )
+        server_config = server_agent_config("server", mesh.registry, {"demo": export})
+        server_config["motan-agent"]["dependencyGraph"] = True
+        server = mesh.agent("server-agent", server_config)
         set_available(server)
-        client = mesh.agent(
-            "client-agent",
-            client_agent_config("client", mesh.registry, {"demo": refer(DEMO_SERVICE, DEMO_GROUP)}),
+        client_config = client_agent_config(
+            "client", mesh.registry, {"demo": refer(DEMO_SERVICE, DEMO_GROUP)}
         )
+        client_config["motan-agent"]["dependencyGraph"] = True
+        client = mesh.agent("client-agent", client_config)
         wait_endpoints(client, "demo", {f"127.0.0.1:{export_port(export)}"})
-        # an agent with the graph switched off: registered, but it has nothing to tell
+        # an agent with the graph off (the default): registered, but it has nothing to tell
         silent_config = client_agent_config(
             "silent", mesh.registry, {"demo": refer(DEMO_SERVICE, DEMO_GROUP)}
         )
-        silent_config["motan-agent"] = agent_section("silent", dependencyGraph=False)
         silent = mesh.agent("silent-agent", silent_config)
         yield Graphed(mesh, client, server, silent)
         mesh.check_alive()

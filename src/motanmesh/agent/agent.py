@@ -92,7 +92,7 @@ class Agent:
         self.telemetry.add_source(self._runtime_samples)
         #: who calls what through this agent (``/debug/graph``); ``None`` when switched off
         self.graph: DependencyGraph | None = None
-        if a.params.get("dependencyGraph", "true") != "false":
+        if a.params.get("dependencyGraph", "false") == "true":
             self.graph = DependencyGraph(
                 self.application,
                 int(a.params.get("dependencyGraph.maxEdges", DEFAULT_MAX_EDGES)),

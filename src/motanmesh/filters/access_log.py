@@ -12,7 +12,7 @@ address (client endpoint) or empty (cluster). Times are whole milliseconds.
 from __future__ import annotations
 
 import struct
-import time
+from time import perf_counter as _now
 from typing import Any, ClassVar, Final
 
 from motanmesh.filters.access_log_writer import (
@@ -68,17 +68,12 @@ def access_log_writer(context: FilterContext) -> AccessLogWriter:
     return context.get_service(ACCESS_LOG_SERVICE, make)
 
 
-def _body_size(call: Call, response: Frame) -> int:
-    """The response body's size (0 for an exception response, as in the Go agent)."""
-    if response.status:
+def _raw_body_size(raw: bytes) -> int:
+    """The body size of an encoded response (server side: filters see it without body)."""
+    try:
+        return len(raw) - HEAD.size - int(HEAD.unpack_from(raw, 0)[5]) - 4
+    except struct.error:
         return 0
-    raw = call.raw_response
-    if raw is not None:  # server side: the frame shown to filters has no body
-        try:
-            return len(raw) - HEAD.size - int(HEAD.unpack_from(raw, 0)[5]) - 4
-        except struct.error:
-            return 0
-    return len(response.body)
 
 
 def _transport_exception(exc: BaseException) -> tuple[int, str, int]:
@@ -98,6 +93,7 @@ class AccessLogFilter(Filter):
     def __init__(self, url: URL, context: FilterContext) -> None:
         super().__init__(url, context)
         self.writer = access_log_writer(context)
+        self._add = self.writer.add
 
     def invoke(self, call: Call, proceed: Handler, /) -> None:
         if self.writer.enabled:
@@ -113,8 +109,9 @@ class AccessLogFilter(Filter):
         return SERVER_ROLE if call.role == ROLE_SERVER else CLIENT_ROLE
 
     def _done(self, call: Call, response: Frame | None, exc: BaseException | None) -> None:
-        total = int((time.perf_counter() - call.start) * 1000)
-        meta = call.request.metadata
+        total = int((_now() - call.start) * 1000)
+        request = call.request
+        meta = request.metadata
         biz = 0
         res_size = 0
         upstream = ""
@@ -122,34 +119,33 @@ class AccessLogFilter(Filter):
         code = "200"
         if response is not None:
             rmeta = response.metadata
-            pt = rmeta.get(M_PROCESS_TIME)
-            if pt:
-                try:
-                    biz = int(pt)
-                except ValueError:
-                    biz = 0
-            upstream = rmeta.get(UPSTREAM_CODE, "")
+            if rmeta:
+                pt = rmeta.get(M_PROCESS_TIME)
+                if pt:
+                    biz = int(pt) if pt.isdigit() else 0
+                upstream = rmeta.get(UPSTREAM_CODE, "")
             value = rmeta.get(M_EXCEPTION) if response.status else None
             if value:
                 e = parse_exception(value)
                 exception = exception_json(e.errcode, e.errmsg, e.errtype)
                 code = str(e.errcode)
-            else:
-                res_size = _body_size(call, response)
+            elif not response.status:
+                raw = call.raw_response
+                res_size = len(response.body) if raw is None else _raw_body_size(raw)
         else:
             errcode, errmsg, errtype = _transport_exception(exc or RuntimeError("no response"))
             exception = exception_json(errcode, errmsg, errtype)
             code = str(errcode)
-        self.writer.add(
+        self._add(
             (
                 self.name,
                 self._role(call),
-                call.request.request_id,
+                request.request_id,
                 meta.get(M_PATH, ""),
                 meta.get(M_METHOD, ""),
                 meta.get(M_METHOD_DESC, ""),
                 self._remote(call),
-                len(call.request.body),
+                len(request.body),
                 res_size,
                 biz,
                 total,

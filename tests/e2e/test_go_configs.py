@@ -29,6 +29,9 @@ from tests.e2e.harness import (
 GO_CONFIGS = Path(__file__).resolve().parents[1] / "data" / "go-configs"
 
 
+#: call and connect timeouts of the test's clients (the SDK's default is 1 s): bounds for a
+#: hang only, far above what a loaded machine needs
+CALL_TIMEOUT = 60.0
 #: the copies' ``requestTimeout``: the files' 2000 ms is a real-time deadline that a loaded
 #: machine can miss, and tests must not depend on timing
 REQUEST_TIMEOUT_MS = 60_000
@@ -82,7 +85,12 @@ async def test_agentdemo_yaml(mesh: Mesh, http_backend: int) -> None:
     agent.management_json("/status")
     assert "test.domain" in agent.management("/getConfig")[1]
     # the exported http service forwards to the backend, with the domain as Host
-    async with MotanClient(f"127.0.0.1:{eport}", application="agent-test") as client:
+    async with MotanClient(
+        f"127.0.0.1:{eport}",
+        application="agent-test",
+        timeout=CALL_TIMEOUT,
+        connect_timeout=CALL_TIMEOUT,
+    ) as client:
         answer = await client.call("test", "/test/hello", group="test.domain")
     assert answer == "/test/hello test.domain"
     mesh.check_alive()
@@ -94,7 +102,12 @@ async def test_serverdemo_yaml(mesh: Mesh) -> None:
     agent = mesh.agent("serverdemo", config)
     assert "mesh-registry is not used" in agent.output()
     # no provider and no proxy: the Go agent's default provider has no methods in an agent
-    async with MotanClient(f"127.0.0.1:{export}", application="server-test") as client:
+    async with MotanClient(
+        f"127.0.0.1:{export}",
+        application="server-test",
+        timeout=CALL_TIMEOUT,
+        connect_timeout=CALL_TIMEOUT,
+    ) as client:
         with pytest.raises(MotanRemoteError) as caught:
             await client.call(DEMO_SERVICE, "hello", "mesh", group=DEMO_GROUP)
     assert caught.value.errcode == 500
@@ -126,10 +139,14 @@ async def test_direct_registry_naming_nothing(mesh: Mesh) -> None:
     client = _empty_direct_agent(mesh, "client", **{"motan-refer": {"demo": refer}})
     # the exported service serves whoever knows its port
     export = int(service["export"].split(":")[1])
-    async with MotanClient(f"127.0.0.1:{export}", application="e2e") as direct:
+    async with MotanClient(
+        f"127.0.0.1:{export}", application="e2e", timeout=CALL_TIMEOUT, connect_timeout=CALL_TIMEOUT
+    ) as direct:
         assert await direct.call(DEMO_SERVICE, "hello", "mesh", group=DEMO_GROUP) == "hello mesh"
     # the refer has no provider: answered E_NO_ENDPOINTS, as the Go agent does
-    async with MotanClient(client.address, application="e2e") as app:
+    async with MotanClient(
+        client.address, application="e2e", timeout=CALL_TIMEOUT, connect_timeout=CALL_TIMEOUT
+    ) as app:
         with pytest.raises(MotanRemoteError) as caught:
             await app.call(DEMO_SERVICE, "hello", "mesh", group=DEMO_GROUP)
     assert caught.value.errcode == E_NO_ENDPOINTS

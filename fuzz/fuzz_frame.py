@@ -1,0 +1,6 @@
+"""Fuzz target `frame` (fuzz/targets.py); flags and corpus as for libFuzzer (fuzz/README.md)."""
+
+from common import main
+
+if __name__ == "__main__":
+    main("frame")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from motanmesh.agent.agent import VERSION, Agent, AgentError
+from motanmesh.agent.http_server import redact_path
 from motanmesh.agent.management import (
     PERMISSION_DENIED,
     TOKEN_ENV,
@@ -667,3 +669,38 @@ def test_url_json_round_trip() -> None:
             url_from_json(bad)
     with pytest.raises(ValueError):
         url_from_json({"parameters": {"x": {"nested": 1}}})
+
+
+async def test_a_configured_token_is_needed_on_loopback_too_and_never_shown(
+    tmp_path: Path,
+    direct_app: ServiceServer,
+    make_agent: AgentFactory,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    path = write_config(tmp_path, _port(direct_app))
+    doc = yaml.safe_load(path.read_text())
+    doc["motan-agent"]["managementToken"] = "tok-9f3a"
+    path.write_text(yaml.safe_dump(doc))
+    caplog.set_level(logging.DEBUG)
+    agent = await make_agent(loopback_config(path))
+    server = agent.management
+    assert isinstance(server, ManagementServer)
+    assert server.token_required is True  # bound on loopback, but a token is configured
+    assert await fetch(http, agent, "/503") == (403, PERMISSION_DENIED)
+    assert await fetch(http, agent, "/200?token=wrong") == (403, PERMISSION_DENIED)
+    assert agent.status == 503
+    assert await fetch(http, agent, "/200?token=tok-9f3a") == (200, "ok.")
+    assert await fetch(http, agent, "/503", headers={"Token": "tok-9f3a"}) == (200, "ok.")
+    status, text = await fetch(http, agent, "/getConfig")
+    assert status == 200
+    assert "managementToken: '***'" in text and "tok-9f3a" not in text
+    assert "tok-9f3a" not in caplog.text
+
+
+def test_logged_paths_hide_the_token() -> None:
+    assert redact_path("/200?a=1&token=s3cret&b=2") == "/200?a=1&token=***&b=2"
+    assert redact_path("/503?TOKEN=x") == "/503?TOKEN=***"
+    assert redact_path("/status") == "/status"

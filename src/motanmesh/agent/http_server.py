@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -153,7 +154,9 @@ class _Connection(asyncio.Protocol):
         try:
             response = await self._server.handler(request)
         except Exception:
-            log.exception("management request %s %s failed", request.method, request.raw_path)
+            log.exception(
+                "management request %s %s failed", request.method, redact_path(request.raw_path)
+            )
             response = HttpResponse(500, "internal error")
         self._send(response, head=request.method == "HEAD")
         self._busy = False
@@ -223,3 +226,11 @@ class HttpServer:
             await server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+
+
+_TOKEN_PARAM = re.compile(r"(?i)([?&]token=)[^&]*")
+
+
+def redact_path(path: str) -> str:
+    """``path`` with the value of a ``token`` query parameter hidden (never logged)."""
+    return _TOKEN_PARAM.sub(r"\1***", path)

@@ -30,11 +30,12 @@ Listening: ``managementUnixSock`` if set, else the first free port of
 127.0.0.1; the Go agent listens on every interface).
 
 Permission: the mutating paths (``/200``, ``/503``, ``/switcher/set``, ``/registry/register``,
-``/registry/unregister``, ``/registry/subscribe``, ``/reload/clusters``) need a token only when
-the API listens beyond loopback: header ``Token`` or query ``token`` equal to the agent
-parameter ``managementToken`` or the environment variable ``MOTANMESH_ADMIN_TOKEN``; otherwise
-the answer is 403 ``need permission!``. Listening beyond loopback without a configured token
-is refused at start.
+``/registry/unregister``, ``/registry/subscribe``, ``/reload/clusters``) need a token whenever
+one is configured (the agent parameter ``managementToken`` or the environment variable
+``MOTANMESH_ADMIN_TOKEN``), given as header ``Token`` or query ``token``; otherwise the answer
+is 403 ``need permission!``. Listening beyond loopback without a configured token is refused at
+start. The token is compared in constant time, shown as ``***`` by ``/getConfig`` and never
+logged.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from urllib.parse import unquote
 import yaml
 
 from motanmesh.agent.filtering import FilteredProvider
-from motanmesh.agent.http_server import HttpRequest, HttpResponse, HttpServer
+from motanmesh.agent.http_server import HttpRequest, HttpResponse, HttpServer, redact_path
 from motanmesh.agent.log_config import LogConfig
 from motanmesh.agent.state import (
     STATUS_AVAILABLE,
@@ -257,6 +258,14 @@ def _parse_bool(value: str) -> bool | None:
     return None
 
 
+def _redact_token(raw: Any) -> Any:
+    """The config with ``motan-agent.managementToken`` shown as ``***``."""
+    section = raw.get("motan-agent") if isinstance(raw, dict) else None
+    if not isinstance(section, dict) or "managementToken" not in section:
+        return raw
+    return {**raw, "motan-agent": {**section, "managementToken": "***"}}
+
+
 def _connection_info(server: MotanServer | None) -> dict[str, Any]:
     """The connections of one port and the limits they hit."""
     if server is None:
@@ -332,7 +341,7 @@ class ManagementServer:
         http = HttpServer(self._handle)
         try:
             if a.management_unix_sock:
-                self.token_required = False
+                self.token_required = bool(self.token)
                 try:
                     await http.serve_unix(a.management_unix_sock)
                 except OSError as e:
@@ -344,7 +353,7 @@ class ManagementServer:
                 self.address = (a.management_unix_sock, a.mport)
             else:
                 host = a.params.get("managementHost") or "127.0.0.1"
-                self.token_required = token_required(host)
+                self.token_required = token_required(host) or bool(self.token)
                 if self.token_required and not self.token:
                     raise AgentError(
                         f"management API on {host} is reachable beyond loopback: set "
@@ -411,7 +420,7 @@ class ManagementServer:
         log.info(
             "management %s %s from %s: %d",
             request.method,
-            request.path_qs,
+            redact_path(request.path_qs),
             request.remote,
             response.status,
         )
@@ -476,7 +485,9 @@ class ManagementServer:
     # ------------------------------------------------------------------ information
 
     async def _get_config(self, request: HttpRequest) -> HttpResponse:
-        text = yaml.safe_dump(self.agent.config.raw, sort_keys=False, allow_unicode=True)
+        text = yaml.safe_dump(
+            _redact_token(self.agent.config.raw), sort_keys=False, allow_unicode=True
+        )
         return HttpResponse(200, text, "text/yaml")
 
     async def _get_refer_service(self, request: HttpRequest) -> HttpResponse:

@@ -37,6 +37,7 @@ BUILTIN_FILTERS: dict[str, str] = {
     "clusterCircuitBreaker": "motanmesh.filters.circuit_breaker:ClusterCircuitBreakerFilter",
     "trace": "motanmesh.filters.trace:TraceFilter",
     "failfast": "motanmesh.filters.failfast:FailfastFilter",
+    "auth": "motanmesh.filters.auth:AuthFilter",
 }
 
 _classes: dict[str, type[Filter]] = {}

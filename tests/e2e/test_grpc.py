@@ -4,6 +4,8 @@ and the Motan2 SDK client."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ class GrpcMesh:
     channel: Any
     client_address: str
     export_address: str
+    grpc_address: str
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +81,7 @@ def gm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcMesh]:
             "export": f"motan2:{free_port()}",
             "proxy": f"grpc:{backend_port}",
             "requestTimeout": 3000,
+            "mingzSize": 1024 * 1024,  # answers over 1 MiB travel gzipped between the agents
         }
         dead = dict(export, path=DEAD, proxy=f"grpc:{free_port()}")
         server = mesh.agent(
@@ -102,7 +106,15 @@ def gm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcMesh]:
         wait_endpoints(client, "dead", {f"127.0.0.1:{export_port(dead)}"})
         channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
         try:
-            yield GrpcMesh(mesh, pb, pb_grpc.EchoStub(channel), channel, client.address, address)
+            yield GrpcMesh(
+                mesh,
+                pb,
+                pb_grpc.EchoStub(channel),
+                channel,
+                client.address,
+                address,
+                f"127.0.0.1:{grpc_port}",
+            )
         finally:
             channel.close()
     finally:
@@ -226,3 +238,21 @@ def test_motan2_client_reaches_the_grpc_server(gm: GrpcMesh) -> None:
                 client.call(SERVICE, "Fail", gm.pb.EchoRequest(text="no", code=5))
             assert (info.value.errcode, info.value.errtype) == (404, 2)
             assert info.value.errmsg == "failed: no"
+
+
+def test_large_message(gm: GrpcMesh) -> None:
+    # over the 1 MiB above which the server agent gzips; under gRPC's default 4 MiB
+    text = "x" * (3 * 1024 * 1024)
+    reply = gm.stub.Say(gm.pb.EchoRequest(text=text), timeout=20)
+    assert reply.text == text
+
+
+def test_garbage_on_the_grpc_port(gm: GrpcMesh) -> None:
+    host, _, port = gm.grpc_address.rpartition(":")
+    for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x00" * 64, b"PRI * HTTP/2.0\r\n\r\nxx"):
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(junk)
+            s.settimeout(5)
+            with contextlib.suppress(OSError):
+                s.recv(1024)
+    assert gm.stub.Say(gm.pb.EchoRequest(text="still here"), timeout=5).text == "still here"

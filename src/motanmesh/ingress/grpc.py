@@ -154,7 +154,7 @@ class GrpcIngress:
             await _abort(context, UNIMPLEMENTED, "the mesh serves unary calls: no request message")
         if await context.read() is not grpc.aio.EOF:
             await _abort(
-                context, UNIMPLEMENTED, "the mesh serves unary calls: streaming requests are not"
+                context, UNIMPLEMENTED, "the mesh serves unary calls: a second request message"
             )
         meta = metadata_to_attachments(context.invocation_metadata(), _SET_HERE)
         meta[M_PATH] = service

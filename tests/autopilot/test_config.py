@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from motanmesh.autopilot.config import AutopilotConfigError, load_config, parse_config
+from motanmesh.autopilot.decisions import Decision, DecisionLog
 
 GOOD: dict[str, Any] = {
     "registry": {"protocol": "zookeeper", "address": "127.0.0.1:2181"},
@@ -95,3 +97,39 @@ def test_the_command_line_prints_one_clear_message(tmp_path: Path) -> None:
     )
     with pytest.raises(AutopilotConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_the_decisions_command_prints_the_log(tmp_path: Path) -> None:
+    log = DecisionLog(str(tmp_path / "d.jsonl"))
+    for i, rule in enumerate(("steady", "shift", "return")):
+        log.record(
+            Decision(
+                time=1_800_000_000.0 + i,
+                service="com.example.S" if i else "com.example.Other",
+                group="s-yf",
+                rule=rule,
+                detail=f"detail {i}",
+                before={"s-yf": 100},
+                after={"s-yf": 75, "s-tc": 25} if rule == "shift" else {"s-yf": 100},
+                inputs={"s-yf": {"demandLevel": 0.9}},
+                written=rule != "steady",
+            )
+        )
+
+    def decisions(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "motanmesh.cli", "autopilot", "decisions", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    done = decisions("--log", str(tmp_path / "d.jsonl"), "--service", "com.example.S")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert "shift: s-yf 100% -> s-yf 75%, s-tc 25%; detail 1 [written]" in lines[0]
+    done = decisions("--log", str(tmp_path / "d.jsonl"), "--json", "--limit", "1")
+    assert json.loads(done.stdout)["rule"] == "return"
+    assert decisions("--log", str(tmp_path / "missing.jsonl")).returncode == 1

@@ -28,7 +28,7 @@ def chart_svg(
 ) -> str:
     """A line chart: one polyline per series of ``(t, value)`` points, horizontal reference
     ``lines`` (label → value), time on x relative to the first point."""
-    left, right, top, bottom = 48, 110, 22, 28
+    left, right, top, bottom = 48, 130, 22, 28
     pw, ph = width - left - right, height - top - bottom
     points = [p for s in series.values() for p in s]
     t0 = min((p[0] for p in points), default=0.0)

@@ -453,7 +453,7 @@ class Scenario:
             percent=True,
         )
         split = chart_svg(
-            {"A's calls moved to B": [(s.t, s.moved / 100) for s in self.samples]},
+            {"moved A to B": [(s.t, s.moved / 100) for s in self.samples]},
             title="split: share of IDC A's calls routed to IDC B",
             width=760,
             height=180,

@@ -1,25 +1,28 @@
 """Endpoint filters around a server-side provider.
 
-The provider still answers with the bytes it would write; the wrapper reads the response's
-header and metadata (never its body) so filters see a :class:`Frame`, and writes the
-provider's bytes unchanged. A call a filter ends itself is answered with the frame it gives.
+A provider that can answer with a frame (``serve_frame``, as the motan2 reverse proxy does)
+hands filters its response frame, and the wrapper writes it as the provider would have
+(:func:`~motanmesh.agent.providers.answer_bytes`). Any other provider answers with the bytes
+it would write; the wrapper then reads their header and metadata (never the body) so filters
+see a :class:`Frame`, and writes the bytes unchanged. A call a filter ends itself is answered
+with the frame it gives.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from motanmesh.agent.dispatcher import Provider
-from motanmesh.cluster.errors import call_error_response
+from motanmesh.agent.providers import FrameDone, answer_bytes
 from motanmesh.filters.base import ROLE_SERVER, Call, FilterContext, Handler
 from motanmesh.filters.chain import FilterSet, build_chain, resolve_filters
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.errors import WireError
-from motanmesh.wire.frame import FLAG_PROXY, HEAD, Frame, frame_from_parts
-from motanmesh.wire.passthrough import forward
+from motanmesh.wire.frame import HEAD, Frame, frame_from_parts
 
 __all__ = ["FilteredProvider", "with_filters"]
 
@@ -31,7 +34,9 @@ class FilteredProvider:
         self.inner = inner
         self.url: URL = inner.url
         self.filters = filters
-        self._chain: Handler = build_chain(filters.endpoint, self._deliver)
+        self._serve_frame: FrameServer | None = getattr(inner, "serve_frame", None)
+        terminal = self._deliver_frame if self._serve_frame is not None else self._deliver
+        self._chain: Handler = build_chain(filters.endpoint, terminal)
 
     async def start(self) -> None:
         await self.inner.start()
@@ -44,32 +49,62 @@ class FilteredProvider:
         return self.filters.info()
 
     def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
-        def finish(response: Frame | None, exc: BaseException | None) -> None:
-            raw = call.raw_response
-            if raw is not None:
-                respond(raw)
-                return
-            if response is None:
-                response = call_error_response(frame, exc or RuntimeError("no response"))
-            respond(forward(response, frame.request_id, set_flags=FLAG_PROXY))
-
-        call = Call(frame, self.url, ROLE_SERVER, conn.peer, {}, finish)
-        call.conn = conn
+        call = _ServerCall(frame, self.url, conn, respond)
         self._chain(call)
 
+    def _deliver_frame(self, call: Call) -> None:
+        assert self._serve_frame is not None
+        assert isinstance(call, _ServerCall)
+        self._serve_frame(_with_changes(call), call.conn, call.answered)
+
     def _deliver(self, call: Call) -> None:
-        frame = call.request
-        if call.changes:  # filters added metadata for the provider: re-encode it
-            frame = Frame(
-                frame.flags,
-                frame.status,
-                frame.serialization,
-                frame.request_id,
-                {**frame.metadata, **call.changes},
-                frame.body,
-                frame.version,
-            )
-        self.inner(frame, partial(_received, call), call.conn)
+        self.inner(_with_changes(call), partial(_received, call), call.conn)
+
+
+FrameServer = Callable[[Frame, ServerConnection, FrameDone], None]
+
+
+class _ServerCall(Call):
+    """A server-side call: answered to the caller's connection."""
+
+    __slots__ = ("_respond",)
+
+    def __init__(self, frame: Frame, url: URL, conn: ServerConnection, respond: Responder) -> None:
+        super().__init__(frame, url, ROLE_SERVER, conn.peer, {}, self._answer)
+        self.conn = conn
+        self._respond = respond
+
+    def answered(self, response: Frame | None, exc: BaseException | None) -> None:
+        """The provider's response frame: encode it now (filters see its size), then end
+        the call."""
+        if self.done:
+            return
+        raw = self.raw_response = answer_bytes(self.request, response, exc)
+        self.response_size = len(raw)
+        self.complete(response, exc)
+
+    def _answer(self, response: Frame | None, exc: BaseException | None) -> None:
+        raw = self.raw_response
+        if raw is None:
+            raw = answer_bytes(self.request, response, exc)
+            self.response_size = len(raw)
+        self._respond(raw)
+
+
+def _with_changes(call: Call) -> Frame:
+    """The request, with the metadata filters added for the provider (re-encoded)."""
+    frame = call.request
+    if not call.changes:
+        return frame
+    return Frame(
+        frame.flags,
+        frame.status,
+        frame.serialization,
+        frame.request_id,
+        {**frame.metadata, **call.changes},
+        frame.body,
+        frame.version,
+    )
 
 
 def _received(call: Call, data: bytes) -> None:

@@ -72,6 +72,17 @@ class Motan2Provider:
         await self.endpoint.close()
 
     def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
+        self.endpoint.send(
+            frame, ReplyCallback(partial(_relay, frame, respond)), self._changes(frame, conn)
+        )
+
+    def serve_frame(self, frame: Frame, conn: ServerConnection, done: FrameDone) -> None:
+        """Forward ``frame`` and hand the response frame (or the error) to ``done``; the
+        answer's bytes are then :func:`answer_bytes` (used by filters around the provider)."""
+        self.endpoint.send(frame, ReplyCallback(done), self._changes(frame, conn))
+
+    @staticmethod
+    def _changes(frame: Frame, conn: ServerConnection) -> dict[str, str]:
         meta = frame.metadata
         ip = conn.peer_host
         changes = {_X_FORWARDED_FOR: ip}
@@ -79,16 +90,25 @@ class Motan2Provider:
             changes["host"] = ip
         if M_REQUEST_ID not in meta:
             changes[M_REQUEST_ID] = signed_id(frame.request_id)
-        self.endpoint.send(frame, ReplyCallback(partial(_relay, frame, respond)), changes)
+        return changes
+
+
+#: receives a provider's response frame, or the error that replaced it
+FrameDone = Callable[[Frame | None, BaseException | None], None]
+
+
+def answer_bytes(request: Frame, response: Frame | None, exc: BaseException | None) -> bytes:
+    """What the server agent writes back for ``response`` (or ``exc``) to ``request``."""
+    if response is None:
+        response = call_error_response(request, exc or RuntimeError("no response"))
+    changes = None if M_PROCESS_TIME in response.metadata else {M_PROCESS_TIME: "0"}
+    return forward(response, request.request_id, changes, set_flags=FLAG_PROXY)
 
 
 def _relay(
     request: Frame, respond: Responder, response: Frame | None, exc: BaseException | None
 ) -> None:
-    if response is None:
-        response = call_error_response(request, exc or RuntimeError("no response"))
-    changes = None if M_PROCESS_TIME in response.metadata else {M_PROCESS_TIME: "0"}
-    respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))
+    respond(answer_bytes(request, response, exc))
 
 
 class PythonProvider:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Final
 
@@ -21,7 +22,9 @@ SUBCOMMANDS: Final = ("agent", "autopilot", "call", "ctl", "decode", "demo-servi
 RunFunction = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of ``only`` (so that running one subcommand
+    imports none of the others: an agent does not load the autopilot's libraries)."""
     parser = argparse.ArgumentParser(
         prog="motanmesh",
         description="motanmesh: a Motan2 service-mesh agent and its control plane.",
@@ -29,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"motanmesh {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in SUBCOMMANDS:
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
         module.add_parser(subparsers)
     return parser
@@ -36,8 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    chosen = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(chosen if chosen in SUBCOMMANDS else None)
+    args = parser.parse_args(words)
     run: RunFunction | None = getattr(args, "func", None)
     if run is None:
         parser.print_help()

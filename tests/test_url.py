@@ -379,3 +379,12 @@ def test_parse_never_crashes_unexpectedly(text: str) -> None:
     except ValueError:
         return
     assert URL.parse(url.to_ext_info()) == url
+
+
+def test_a_host_named_unix_is_not_read_back_as_a_unix_socket() -> None:
+    # found by fuzz/fuzz_url.py: "unix:<port>/" is a host called unix, not a socket path
+    url = URL.parse("motan2://unix/u&&&sock:0/co~:/tmpock:2")
+    assert (url.host, url.port, url.path) == ("unix", 0, "u&&&sock:0/co~:/tmpock:2")
+    assert URL.parse(url.to_ext_info()) == url
+    assert URL.parse("motan2://unix:7/svc").host == "unix"
+    assert URL.parse("motan2://unix:///tmp/a.sock:0/svc").host == "unix:///tmp/a.sock"

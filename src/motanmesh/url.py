@@ -37,7 +37,7 @@ from urllib.parse import unquote
 __all__ = ["URL"]
 
 _PROTOCOL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-_]*\Z")
-_UNIX_AUTHORITY_RE = re.compile(r"(unix:[^?#]*?):(\d+)(?:/(.*))?\Z", re.DOTALL)
+_UNIX_AUTHORITY_RE = re.compile(r"(unix:/[^?#]*?):(\d+)(?:/(.*))?\Z", re.DOTALL)
 _BAD_HOST_CHARS = frozenset(" \t\r\n[]@/?#")
 _TRUE = frozenset({"1", "t", "T", "true", "TRUE", "True"})
 _FALSE = frozenset({"0", "f", "F", "false", "FALSE", "False"})
@@ -109,7 +109,7 @@ class URL:
             raise ValueError(f"invalid motan URL {text!r}: bad protocol {scheme!r}")
         rest, _, _fragment = rest.partition("#")
         location, _, query = rest.partition("?")
-        if location.startswith("unix:"):
+        if location.startswith("unix:/"):
             m = _UNIX_AUTHORITY_RE.match(location)
             if m is None:
                 raise ValueError(f"invalid motan URL {text!r}: unix socket host needs ':port/'")

@@ -388,3 +388,10 @@ def test_a_host_named_unix_is_not_read_back_as_a_unix_socket() -> None:
     assert URL.parse(url.to_ext_info()) == url
     assert URL.parse("motan2://unix:7/svc").host == "unix"
     assert URL.parse("motan2://unix:///tmp/a.sock:0/svc").host == "unix:///tmp/a.sock"
+
+
+def test_a_bracketed_host_is_checked_like_any_host() -> None:
+    # found by fuzz/fuzz_url.py: "[\x1e ]" was accepted and written back unbracketed
+    with pytest.raises(ValueError, match="bad host"):
+        URL.parse("n2://[\x1e ]:99/")
+    assert URL.parse("motan2://[::1]:9981/s").host == "::1"

@@ -146,6 +146,8 @@ class URL:
             host, tail = authority[1:end], authority[end + 1 :]
             if tail and not tail.startswith(":"):
                 raise ValueError(f"invalid motan URL {text!r}: junk after IPv6 host")
+            if any(ch in _BAD_HOST_CHARS for ch in host):
+                raise ValueError(f"invalid motan URL {text!r}: bad host {host!r}")
             return host, tail[1:]
         if authority.count(":") > 1:
             raise ValueError(f"invalid motan URL {text!r}: IPv6 host must be in brackets")

@@ -21,12 +21,17 @@ from tests.e2e.harness import (
 )
 
 NAMES = ("a", "b", "c")
+#: the refer's requestTimeout (ms) and the test client's timeout (s). With the default 1 s, a
+#: busy machine times calls out, ten errors mark an instance down (as designed) and the split
+#: is no longer the balancer's; the test is about the split, so no call may time out
+REQUEST_TIMEOUT_MS = 60_000
+CLIENT_TIMEOUT = 60.0
 
 
 async def calls(agent: AgentProcess, total: int, batch: int) -> Counter[str]:
     """``total`` calls of ``whoami``, ``batch`` at a time: who answered, how often."""
     seen: Counter[str] = Counter()
-    async with instance_client(agent) as client:
+    async with instance_client(agent, timeout=CLIENT_TIMEOUT) as client:
         for start in range(0, total, batch):
             replies = await asyncio.gather(
                 *(client.call(INSTANCE_SERVICE, "whoami") for _ in range(start, start + batch))
@@ -37,7 +42,14 @@ async def calls(agent: AgentProcess, total: int, batch: int) -> Counter[str]:
 
 async def balanced_mesh(mesh: Mesh, loadbalance: str) -> AgentProcess:
     instances = start_instances(mesh, NAMES)
-    refers = {"instance": refer(INSTANCE_SERVICE, INSTANCE_GROUP, loadbalance=loadbalance)}
+    refers = {
+        "instance": refer(
+            INSTANCE_SERVICE,
+            INSTANCE_GROUP,
+            loadbalance=loadbalance,
+            requestTimeout=REQUEST_TIMEOUT_MS,
+        )
+    }
     client = mesh.agent("client", client_agent_config("client", mesh.registry, refers))
     addresses = {i.export for i in instances.values()}
     await asyncio.to_thread(wait_endpoints, client, "instance", addresses)

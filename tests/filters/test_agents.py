@@ -3,21 +3,19 @@ of the demo service. Test filters record what they see."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from motanmesh.agent.agent import Agent
-from motanmesh.config.loader import load_config
 from motanmesh.demo.service import DEMO_GROUP, DEMO_SERVICE
 from motanmesh.filters import Call, Filter, Handler, error_kind, register_filter
 from motanmesh.sdk import MotanClient
 from motanmesh.sdk.errors import MotanBizError, MotanRemoteError
 from motanmesh.wire.frame import Frame
+from tests.inprocess import agent_section, demo_service, export_port, start_agent
 
 SEEN: list[dict[str, Any]] = []
 
@@ -88,31 +86,6 @@ for _cls in (Seen, ClusterSeen, Mark, Deny, Boom):
     register_filter(_cls)
 
 
-def _write(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-async def _start(path: Path) -> Agent:
-    config = load_config(path)
-    agent_section = dataclasses.replace(config.agent, port=0, eport=0, mport=0)
-    services = {sid: [u.copy(port=0) for u in urls] for sid, urls in config.services.items()}
-    agent = Agent(dataclasses.replace(config, agent=agent_section, services=services))
-    await agent.start()
-    return agent
-
-
-def _agent_section(tmp_path: Path, name: str) -> dict[str, Any]:
-    return {
-        "application": name,
-        "pidfile": str(tmp_path / f"{name}.pid"),
-        "runtime_dir": str(tmp_path / f"{name}-runtime"),
-        "snapshot_dir": str(tmp_path / f"{name}-snapshot"),
-        "initClusterTimeout": 2000,
-        "drainTime": 0,
-    }
-
-
 @pytest.fixture
 async def mesh(tmp_path: Path) -> AsyncIterator[tuple[Agent, Agent, MotanClient]]:
     """(server agent, client agent, a client of the client agent); the server agent's
@@ -120,27 +93,17 @@ async def mesh(tmp_path: Path) -> AsyncIterator[tuple[Agent, Agent, MotanClient]
     ``testDeny`` (for ``hello`` only... unless removed) and ``testBoom``."""
     SEEN.clear()
     server_doc = {
-        "motan-agent": _agent_section(tmp_path, "server-app"),
+        "motan-agent": agent_section(tmp_path, "server-app"),
         "motan-registry": {
             "local": {"protocol": "embedded", "file": str(tmp_path / "server.db")},
         },
-        "motan-service": {
-            "demo": {
-                "path": DEMO_SERVICE,
-                "group": DEMO_GROUP,
-                "registry": "local",
-                "provider": "python",
-                "pythonService": "motanmesh.demo.service:demo_registry",
-                "export": "motan2:9982",
-                "filter": "testSeen",
-            }
-        },
+        "motan-service": {"demo": demo_service(filter="testSeen")},
     }
-    server = await _start(_write(tmp_path / "server.yaml", server_doc))
-    eport = next(iter(server.export_addresses.values()))[1]
+    server = await start_agent(tmp_path / "server.yaml", server_doc)
+    eport = export_port(server)
     client_doc = {
         "motan-agent": {
-            **_agent_section(tmp_path, "client-app"),
+            **agent_section(tmp_path, "client-app"),
             "defaultFilter": "testMark,testClusterSeen",
         },
         "motan-registry": {"direct": {"protocol": "direct", "address": f"127.0.0.1:{eport}"}},
@@ -159,7 +122,7 @@ async def mesh(tmp_path: Path) -> AsyncIterator[tuple[Agent, Agent, MotanClient]
             },
         },
     }
-    client_agent = await _start(_write(tmp_path / "client.yaml", client_doc))
+    client_agent = await start_agent(tmp_path / "client.yaml", client_doc)
     assert client_agent.client_address is not None
     host, port = client_agent.client_address
     async with MotanClient(f"{host}:{port}", application="caller-app") as client:
@@ -173,7 +136,7 @@ async def test_each_side_runs_its_filters_around_the_call(
 ) -> None:
     server, _client_agent, client = mesh
     assert await client.call(DEMO_SERVICE, "hello", "mesh", group=DEMO_GROUP) == "hello mesh"
-    eport = next(iter(server.export_addresses.values()))[1]
+    eport = export_port(server)
     # innermost first: the server agent's filter, the client endpoint's, then the cluster's
     assert [(s["role"], s["peer"] != "") for s in SEEN] == [
         ("motan-server-agent", True),
@@ -221,23 +184,13 @@ async def test_a_raising_filter_answers_with_an_error_and_the_agent_serves_on(
 async def test_a_filter_can_refuse_a_call(tmp_path: Path) -> None:
     SEEN.clear()
     doc = {
-        "motan-agent": _agent_section(tmp_path, "deny-app"),
+        "motan-agent": agent_section(tmp_path, "deny-app"),
         "motan-registry": {"local": {"protocol": "embedded", "file": str(tmp_path / "d.db")}},
-        "motan-service": {
-            "demo": {
-                "path": DEMO_SERVICE,
-                "group": DEMO_GROUP,
-                "registry": "local",
-                "provider": "python",
-                "pythonService": "motanmesh.demo.service:demo_registry",
-                "export": "motan2:9982",
-                "filter": "testSeen,testDeny,unknownFilterName",
-            }
-        },
+        "motan-service": {"demo": demo_service(filter="testSeen,testDeny,unknownFilterName")},
     }
-    agent = await _start(_write(tmp_path / "deny.yaml", doc))
+    agent = await start_agent(tmp_path / "deny.yaml", doc)
     try:
-        eport = next(iter(agent.export_addresses.values()))[1]
+        eport = export_port(agent)
         async with MotanClient(f"127.0.0.1:{eport}", application="who") as client:
             with pytest.raises(MotanRemoteError, match="denied for who") as info:
                 await client.call(DEMO_SERVICE, "hello", "x", group=DEMO_GROUP)

@@ -5,7 +5,6 @@ its configuration errors; and an agent without tracing never importing OpenTelem
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import re
 import subprocess
@@ -30,6 +29,7 @@ from motanmesh.sdk import MotanClient
 from motanmesh.tracing.config import TracingConfig, TracingConfigError
 from motanmesh.url import URL
 from motanmesh.wire.frame import FLAG_RESPONSE, STATUS_NORMAL, Frame
+from tests.inprocess import demo_service, export_port, start_agent
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
 
@@ -94,39 +94,20 @@ def _section(tmp_path: Path, name: str, endpoint: str) -> dict[str, Any]:
     }
 
 
-async def _start(path: Path, doc: dict[str, Any]) -> Agent:
-    path.write_text(yaml.safe_dump(doc))
-    config = load_config(path)
-    agent_section = dataclasses.replace(config.agent, port=0, eport=0, mport=0)
-    services = {sid: [u.copy(port=0) for u in urls] for sid, urls in config.services.items()}
-    agent = Agent(dataclasses.replace(config, agent=agent_section, services=services))
-    await agent.start()
-    return agent
-
-
 async def test_spans_of_both_agents_reach_an_otlp_collector_as_one_trace(
     tmp_path: Path, collector: tuple[Collector, str]
 ) -> None:
     found, endpoint = collector
-    server = await _start(
+    server = await start_agent(
         tmp_path / "server.yaml",
         {
             "motan-agent": _section(tmp_path, "otlp-server", endpoint),
             "motan-registry": {"local": {"protocol": "embedded", "file": str(tmp_path / "r.db")}},
-            "motan-service": {
-                "demo": {
-                    "path": DEMO_SERVICE,
-                    "group": DEMO_GROUP,
-                    "registry": "local",
-                    "provider": "python",
-                    "pythonService": "motanmesh.demo.service:demo_registry",
-                    "export": "motan2:9982",
-                }
-            },
+            "motan-service": {"demo": demo_service()},
         },
     )
-    eport = next(iter(server.export_addresses.values()))[1]
-    client_agent = await _start(
+    eport = export_port(server)
+    client_agent = await start_agent(
         tmp_path / "client.yaml",
         {
             "motan-agent": _section(tmp_path, "otlp-client", endpoint),
@@ -229,16 +210,7 @@ def test_an_agent_without_tracing_never_imports_opentelemetry(tmp_path: Path, tr
     doc = {
         "motan-agent": section,
         "motan-registry": {"local": {"protocol": "embedded", "file": str(tmp_path / "r.db")}},
-        "motan-service": {
-            "demo": {
-                "path": DEMO_SERVICE,
-                "group": DEMO_GROUP,
-                "registry": "local",
-                "provider": "python",
-                "pythonService": "motanmesh.demo.service:demo_registry",
-                "export": "motan2:9982",
-            }
-        },
+        "motan-service": {"demo": demo_service()},
         "motan-refer": {"demo": {"path": DEMO_SERVICE, "group": DEMO_GROUP, "registry": "local"}},
     }
     (tmp_path / "agent.yaml").write_text(yaml.safe_dump(doc))

@@ -5,7 +5,6 @@ datagrams count exactly the calls made."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,45 +12,18 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from motanmesh.agent.agent import Agent
 from motanmesh.agent.state import AgentError
-from motanmesh.config.loader import load_config
 from motanmesh.demo.service import DEMO_GROUP, DEMO_SERVICE
 from motanmesh.sdk import MotanClient
 from motanmesh.sdk.errors import MotanBizError, MotanRemoteError
 from motanmesh.telemetry.store import ELAPSE_SUFFIXES
+from tests.inprocess import agent_section, demo_service, export_port, start_agent
 
 CLIENT = "motan-client-agent"
 SERVER = "motan-server-agent"
-
-
-def _write(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-async def _start(path: Path) -> Agent:
-    config = load_config(path)
-    agent_section = dataclasses.replace(config.agent, port=0, eport=0, mport=0)
-    services = {sid: [u.copy(port=0) for u in urls] for sid, urls in config.services.items()}
-    agent = Agent(dataclasses.replace(config, agent=agent_section, services=services))
-    await agent.start()
-    return agent
-
-
-def _agent_section(tmp_path: Path, name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "application": name,
-        "pidfile": str(tmp_path / f"{name}.pid"),
-        "runtime_dir": str(tmp_path / f"{name}-runtime"),
-        "snapshot_dir": str(tmp_path / f"{name}-snapshot"),
-        "initClusterTimeout": 2000,
-        "drainTime": 0,
-        **extra,
-    }
 
 
 @pytest.fixture
@@ -76,31 +48,21 @@ async def mesh(
         "graphite": [{"name": "test", "host": "127.0.0.1", "port": udp.getsockname()[1]}],
     }
     server_doc = {
-        "motan-agent": _agent_section(tmp_path, "server-app"),
+        "motan-agent": agent_section(tmp_path, "server-app"),
         "motan-registry": {"local": {"protocol": "embedded", "file": str(tmp_path / "s.db")}},
-        "motan-service": {
-            "demo": {
-                "path": DEMO_SERVICE,
-                "group": DEMO_GROUP,
-                "registry": "local",
-                "provider": "python",
-                "pythonService": "motanmesh.demo.service:demo_registry",
-                "export": "motan2:9982",
-                "filter": "metrics",
-            }
-        },
+        "motan-service": {"demo": demo_service(filter="metrics")},
         "metrics": metrics,
     }
-    server = await _start(_write(tmp_path / "server.yaml", server_doc))
-    eport = next(iter(server.export_addresses.values()))[1]
+    server = await start_agent(tmp_path / "server.yaml", server_doc)
+    eport = export_port(server)
     client_doc = {
-        "motan-agent": _agent_section(
+        "motan-agent": agent_section(
             tmp_path, "client-app", defaultFilter="metrics,clusterMetrics"
         ),
         "motan-registry": {"direct": {"protocol": "direct", "address": f"127.0.0.1:{eport}"}},
         "motan-refer": {"demo": {"path": DEMO_SERVICE, "group": DEMO_GROUP, "registry": "direct"}},
     }
-    client_agent = await _start(_write(tmp_path / "client.yaml", client_doc))
+    client_agent = await start_agent(tmp_path / "client.yaml", client_doc)
     assert client_agent.client_address is not None
     host, port = client_agent.client_address
     async with MotanClient(f"{host}:{port}", application="client-app") as client:
@@ -268,39 +230,30 @@ async def test_metrics_req_app_also_counts_under_the_caller(
 
 async def test_a_bad_metrics_section_stops_the_agent_with_a_clear_error(tmp_path: Path) -> None:
     doc = {
-        "motan-agent": _agent_section(tmp_path, "bad"),
+        "motan-agent": agent_section(tmp_path, "bad"),
         "metrics": {"graphite": [{"name": "x", "host": "127.0.0.1", "port": "none"}]},
     }
     with pytest.raises(AgentError, match=r"metrics.graphite\[0\].port"):
-        await _start(_write(tmp_path / "bad.yaml", doc))
+        await start_agent(tmp_path / "bad.yaml", doc)
 
 
 async def test_runtime_gauges_in_metrics_and_datagrams(tmp_path: Path, udp: socket.socket) -> None:
     doc = {
-        "motan-agent": _agent_section(
+        "motan-agent": agent_section(
             tmp_path,
             "gauge-app",
             defaultFilter="accessLog,circuitBreaker",
             log_dir=str(tmp_path / "logs"),
         ),
         "motan-registry": {"local": {"protocol": "embedded", "file": str(tmp_path / "g.db")}},
-        "motan-service": {
-            "demo": {
-                "path": DEMO_SERVICE,
-                "group": DEMO_GROUP,
-                "registry": "local",
-                "provider": "python",
-                "pythonService": "motanmesh.demo.service:demo_registry",
-                "export": "motan2:9982",
-            }
-        },
+        "motan-service": {"demo": demo_service()},
         "metrics": {
             "period": 3600,
             "sampleInterval": 30,
             "graphite": [{"name": "t", "host": "127.0.0.1", "port": udp.getsockname()[1]}],
         },
     }
-    agent = await _start(_write(tmp_path / "gauge.yaml", doc))
+    agent = await start_agent(tmp_path / "gauge.yaml", doc)
     try:
         host, port = next(iter(agent.export_addresses.values()))
         async with MotanClient(f"{host}:{port}", application="x") as client:

@@ -128,6 +128,8 @@ async def test_the_follower_takes_over_when_the_leader_is_killed(
         agent.series[0].rate = 20.0
         await wait_for(lambda: asyncio.to_thread(leader, ports["two"]), "two to lead", 30)
         await wait_for(lambda: _home(registry), "traffic home, written by two", 40)
+        # the node is written before the decision is logged: wait for the log too
+        await wait_for(lambda: _logged_home(tmp_path / "two.jsonl"), "two's log of the return")
     finally:
         mesh.close()
         trail = AuditTrail(registry)
@@ -149,6 +151,10 @@ async def _at_least(registry: ZookeeperRegistry, share: int) -> bool:
 
 async def _logged(path: Path) -> bool:
     return any(d.written for d in read_decisions(path))
+
+
+async def _logged_home(path: Path) -> bool:
+    return any(d.written and d.after == {GROUP_A: 100} for d in read_decisions(path))
 
 
 async def _home(registry: ZookeeperRegistry) -> bool:

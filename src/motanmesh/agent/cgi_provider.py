@@ -32,15 +32,14 @@ from typing import Any, Final
 from urllib.parse import quote_plus
 
 from motanmesh.agent import fastcgi
+from motanmesh.agent.providers import elapsed_ms, error_answer
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
     DEFAULT_MAX_CONTENT_LENGTH,
-    ERRTYPE_SERVICE,
     FLAG_GZIP,
     M_PROCESS_TIME,
     Frame,
-    exception_frame,
     gunzip,
     response_frame,
 )
@@ -154,7 +153,8 @@ class CgiProvider:
                 body = gunzip(body, self.max_content_length)
             args = get_serialization(frame.serialization).decode_multi(body) if body else []
         except Exception as e:
-            respond(_error(frame, start, E_BAD_ARGUMENTS, f"cgi provider: bad arguments: {e}"))
+            message = f"cgi provider: bad arguments: {e}"
+            respond(error_answer(frame, start, E_BAD_ARGUMENTS, message))
             return
         env = dict(self.env)
         for key, value in frame.metadata.items():
@@ -185,25 +185,25 @@ class CgiProvider:
             )
             status, headers, body = parse_cgi_response(result.stdout)
         except asyncio.CancelledError:
-            respond(_error(frame, start, E_UNAVAILABLE, "cgi provider is closed"))
+            respond(error_answer(frame, start, E_UNAVAILABLE, "cgi provider is closed"))
             raise
         except TimeoutError:
             ms = round(self.timeout * 1000)
-            respond(_error(frame, start, E_TIMEOUT, f"cgi upstream timeout after {ms}ms"))
+            respond(error_answer(frame, start, E_TIMEOUT, f"cgi upstream timeout after {ms}ms"))
             return
         except CgiResponseError as e:
-            respond(_error(frame, start, E_BAD_GATEWAY, str(e)))
+            respond(error_answer(frame, start, E_BAD_GATEWAY, str(e)))
             return
         except fastcgi.FastCgiUnavailableError as e:
-            respond(_error(frame, start, E_UNAVAILABLE, str(e)))
+            respond(error_answer(frame, start, E_UNAVAILABLE, str(e)))
             return
         except fastcgi.FastCgiError as e:
-            respond(_error(frame, start, E_BAD_GATEWAY, str(e)))
+            respond(error_answer(frame, start, E_BAD_GATEWAY, str(e)))
             return
         if result.stderr:
             text = result.stderr[:1024].decode("utf-8", "replace")
             log.warning("cgi %s: %s", self.url.path, text)
-        meta = {**headers, UPSTREAM_CODE: str(status), M_PROCESS_TIME: _elapsed_ms(start)}
+        meta = {**headers, UPSTREAM_CODE: str(status), M_PROCESS_TIME: elapsed_ms(start)}
         try:
             value: str | bytes = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -218,19 +218,3 @@ class CgiProvider:
                 proxy=True,
             ).encode()
         )
-
-
-def _elapsed_ms(start: float) -> str:
-    return str(int((perf_counter() - start) * 1000))
-
-
-def _error(frame: Frame, start: float, code: int, message: str) -> bytes:
-    return exception_frame(
-        frame.request_id,
-        code,
-        message,
-        ERRTYPE_SERVICE,
-        serialization=frame.serialization,
-        proxy=True,
-        metadata={M_PROCESS_TIME: _elapsed_ms(start)},
-    ).encode()

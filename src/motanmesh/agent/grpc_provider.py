@@ -26,7 +26,7 @@ import logging
 from time import perf_counter
 from typing import Any, Final
 
-from motanmesh.agent.providers import ProviderError
+from motanmesh.agent.providers import ProviderError, elapsed_ms, error_answer
 from motanmesh.config.values import service_proxy
 from motanmesh.grpcmap import (
     GRPC_STATUS,
@@ -38,7 +38,6 @@ from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
     DEFAULT_MAX_CONTENT_LENGTH,
-    ERRTYPE_SERVICE,
     FLAG_GZIP,
     M_METHOD,
     M_PATH,
@@ -145,11 +144,11 @@ class GrpcProvider:
         start = perf_counter()
         meta = frame.metadata
         if self._closed or self._channel is None:
-            respond(_error(frame, start, E_UNAVAILABLE, "grpc provider is closed"))
+            respond(error_answer(frame, start, E_UNAVAILABLE, "grpc provider is closed"))
             return
         if frame.serialization != GRPC_PB:
             respond(
-                _error(
+                error_answer(
                     frame,
                     start,
                     E_BAD_REQUEST,
@@ -163,7 +162,8 @@ class GrpcProvider:
             try:
                 body = gunzip(body, self.max_message)
             except Exception as e:
-                respond(_error(frame, start, E_BAD_REQUEST, f"grpc provider: bad gzip body: {e}"))
+                message = f"grpc provider: bad gzip body: {e}"
+                respond(error_answer(frame, start, E_BAD_REQUEST, message))
                 return
         timeout = self.timeout
         tmo = meta.get(M_TIMEOUT)
@@ -194,17 +194,17 @@ class GrpcProvider:
             reply = await call
             received = [*await call.initial_metadata(), *await call.trailing_metadata()]
         except asyncio.CancelledError:
-            respond(_error(frame, start, E_UNAVAILABLE, "grpc provider is closed"))
+            respond(error_answer(frame, start, E_UNAVAILABLE, "grpc provider is closed"))
             raise
         except grpc.aio.AioRpcError as e:
             respond(self._failure(frame, start, e))
             return
         except Exception as e:
             log.exception("grpc provider call %s failed", path)
-            respond(_error(frame, start, E_INTERNAL, f"grpc provider failed: {e!r}"))
+            respond(error_answer(frame, start, E_INTERNAL, f"grpc provider failed: {e!r}"))
             return
         attachments = metadata_to_attachments(received)
-        attachments[M_PROCESS_TIME] = _elapsed_ms(start)
+        attachments[M_PROCESS_TIME] = elapsed_ms(start)
         response = response_frame(
             frame.request_id, attachments, reply, serialization=GRPC_PB, proxy=True
         )
@@ -216,7 +216,7 @@ class GrpcProvider:
         errcode, errtype = motan_error_for(code)
         attachments = metadata_to_attachments([*e.initial_metadata(), *e.trailing_metadata()])
         attachments[GRPC_STATUS] = str(code)
-        attachments[M_PROCESS_TIME] = _elapsed_ms(start)
+        attachments[M_PROCESS_TIME] = elapsed_ms(start)
         details = e.details() or e.code().name
         return exception_frame(
             frame.request_id,
@@ -227,19 +227,3 @@ class GrpcProvider:
             proxy=True,
             metadata=attachments,
         ).encode()
-
-
-def _elapsed_ms(start: float) -> str:
-    return str(int((perf_counter() - start) * 1000))
-
-
-def _error(frame: Frame, start: float, code: int, message: str) -> bytes:
-    return exception_frame(
-        frame.request_id,
-        code,
-        message,
-        ERRTYPE_SERVICE,
-        serialization=frame.serialization,
-        proxy=True,
-        metadata={M_PROCESS_TIME: _elapsed_ms(start)},
-    ).encode()

@@ -72,7 +72,7 @@ import yarl
 from multidict import CIMultiDict
 
 from motanmesh.agent import http_transparent as transparent
-from motanmesh.agent.providers import ProviderError
+from motanmesh.agent.providers import ProviderError, elapsed_ms, error_answer
 from motanmesh.httpmotan.locations import LocationMatcher
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
@@ -379,10 +379,10 @@ class HttpProvider:
                 return
             method, url, headers, body = self._build(frame, args, conn.peer_host)
         except _CallError as f:
-            respond(_error(frame, start, f.code, str(f)))
+            respond(error_answer(frame, start, f.code, str(f)))
             return
         except Exception as e:
-            respond(_error(frame, start, E_BAD_ARGUMENTS, f"http provider: bad request: {e}"))
+            respond(error_answer(frame, start, E_BAD_ARGUMENTS, f"http provider: bad request: {e}"))
             return
         task = asyncio.get_running_loop().create_task(
             self._run(frame, respond, start, ser, method, url, headers, body)
@@ -431,7 +431,7 @@ class HttpProvider:
                 status, reason, raw_headers = resp.status, resp.reason or "", resp.raw_headers
                 content = await self._read(resp)
         except asyncio.CancelledError:
-            respond(_error(frame, start, E_UNAVAILABLE, "http provider is closed"))
+            respond(error_answer(frame, start, E_UNAVAILABLE, "http provider is closed"))
             raise
         except Exception as e:
             respond(self._failure(frame, start, request.url, e))
@@ -440,7 +440,7 @@ class HttpProvider:
             respond(self._response(frame, start, ser, status, content))
             return
         value = transparent.response_value(request, status, reason, raw_headers, content)
-        meta = {UPSTREAM_CODE: str(status), M_PROCESS_TIME: _elapsed_ms(start)}
+        meta = {UPSTREAM_CODE: str(status), M_PROCESS_TIME: elapsed_ms(start)}
         response = response_frame(
             frame.request_id, meta, ser.encode(value), serialization=frame.serialization, proxy=True
         )
@@ -449,17 +449,18 @@ class HttpProvider:
 
     def _failure(self, frame: Frame, start: float, url: yarl.URL, e: Exception) -> bytes:
         if isinstance(e, _CallError):
-            return _error(frame, start, e.code, str(e))
+            return error_answer(frame, start, e.code, str(e))
         if isinstance(e, TimeoutError):
             ms = round((self.timeout.total or 0) * 1000)
-            return _error(frame, start, E_TIMEOUT, f"http upstream timeout after {ms}ms: {url}")
+            message = f"http upstream timeout after {ms}ms: {url}"
+            return error_answer(frame, start, E_TIMEOUT, message)
         if isinstance(e, aiohttp.ClientConnectorError):
-            return _error(frame, start, E_UNAVAILABLE, f"http upstream unavailable: {e}")
+            return error_answer(frame, start, E_UNAVAILABLE, f"http upstream unavailable: {e}")
         if isinstance(e, aiohttp.ClientError):
             msg = f"http upstream error: {type(e).__name__}: {e}"
-            return _error(frame, start, E_BAD_GATEWAY, msg)
+            return error_answer(frame, start, E_BAD_GATEWAY, msg)
         log.error("http provider call to %s failed: %r", url, e)
-        return _error(frame, start, E_INTERNAL, f"http provider failed: {e!r}")
+        return error_answer(frame, start, E_INTERNAL, f"http provider failed: {e!r}")
 
     def _arguments(self, frame: Frame, ser: Serialization) -> list[Any]:
         body = frame.body
@@ -560,7 +561,7 @@ class HttpProvider:
                 status = resp.status
                 content = await self._read(resp)
         except asyncio.CancelledError:
-            respond(_error(frame, start, E_UNAVAILABLE, "http provider is closed"))
+            respond(error_answer(frame, start, E_UNAVAILABLE, "http provider is closed"))
             raise
         except Exception as e:
             respond(self._failure(frame, start, url, e))
@@ -584,7 +585,7 @@ class HttpProvider:
     def _response(
         self, frame: Frame, start: float, ser: Serialization, status: int, content: bytes
     ) -> bytes:
-        meta = {UPSTREAM_CODE: str(status), M_PROCESS_TIME: _elapsed_ms(start)}
+        meta = {UPSTREAM_CODE: str(status), M_PROCESS_TIME: elapsed_ms(start)}
         try:
             text: str | None = content.decode("utf-8")
         except UnicodeDecodeError:
@@ -606,19 +607,3 @@ class HttpProvider:
         )
         gzip_body(response, self.min_gzip_size)
         return response.encode()
-
-
-def _elapsed_ms(start: float) -> str:
-    return str(int((perf_counter() - start) * 1000))
-
-
-def _error(frame: Frame, start: float, code: int, message: str) -> bytes:
-    return exception_frame(
-        frame.request_id,
-        code,
-        message,
-        ERRTYPE_SERVICE,
-        serialization=frame.serialization,
-        proxy=True,
-        metadata={M_PROCESS_TIME: _elapsed_ms(start)},
-    ).encode()

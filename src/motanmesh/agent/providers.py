@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from functools import partial
+from time import perf_counter
 from typing import Any, Final
 
 from motanmesh.agent.dispatcher import Provider
@@ -29,12 +30,14 @@ from motanmesh.transport.endpoint import DEFAULT_CLIENT_CONNECTIONS, Endpoint, R
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
+    ERRTYPE_SERVICE,
     FLAG_PROXY,
     M_METHOD,
     M_PROCESS_TIME,
     M_REQUEST_ID,
     Frame,
     encode_frame,
+    exception_frame,
 )
 from motanmesh.wire.passthrough import forward
 
@@ -103,6 +106,25 @@ def answer_bytes(request: Frame, response: Frame | None, exc: BaseException | No
         response = call_error_response(request, exc or RuntimeError("no response"))
     changes = None if M_PROCESS_TIME in response.metadata else {M_PROCESS_TIME: "0"}
     return forward(response, request.request_id, changes, set_flags=FLAG_PROXY)
+
+
+def elapsed_ms(start: float) -> str:
+    """``M_pt``: milliseconds since ``start`` (a ``perf_counter()`` reading)."""
+    return str(int((perf_counter() - start) * 1000))
+
+
+def error_answer(frame: Frame, start: float, code: int, message: str) -> bytes:
+    """The bytes of a service exception answer to ``frame`` from a provider that began
+    serving it at ``start``."""
+    return exception_frame(
+        frame.request_id,
+        code,
+        message,
+        ERRTYPE_SERVICE,
+        serialization=frame.serialization,
+        proxy=True,
+        metadata={M_PROCESS_TIME: elapsed_ms(start)},
+    ).encode()
 
 
 def _relay(

@@ -16,17 +16,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-import pytest
-
-from tests.servers import servers_required
+from tests.servers import ServerProcess, free_port, kill_group, missing_server
 
 __all__ = ["CarbonServer", "require_carbon"]
 
@@ -46,26 +41,17 @@ def require_carbon() -> tuple[str, str]:
     fetch = _binary("MOTANMESH_WHISPER_FETCH", "whisper-fetch")
     if cache is None or fetch is None:
         message = "carbon-cache or whisper-fetch not found (install Debian's graphite-carbon)"
-        if servers_required():
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_server(message)
     return cache, fetch
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class CarbonServer:
+class CarbonServer(ServerProcess):
     """One carbon-cache in the foreground with its own config and storage."""
 
     def __init__(self, base: Path) -> None:
         self.cache_binary, self.fetch_binary = require_carbon()
         self.base = base
-        self.port = _free_port()
+        self.port = free_port()
         self.whisper_dir = base / "storage" / "whisper"
         self.log_file = base / "carbon.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -94,9 +80,9 @@ class CarbonServer:
             f"LINE_RECEIVER_PORT = {self.port}\n"
             "ENABLE_UDP_LISTENER = False\n"
             "PICKLE_RECEIVER_INTERFACE = 127.0.0.1\n"
-            f"PICKLE_RECEIVER_PORT = {_free_port()}\n"
+            f"PICKLE_RECEIVER_PORT = {free_port()}\n"
             "CACHE_QUERY_INTERFACE = 127.0.0.1\n"
-            f"CACHE_QUERY_PORT = {_free_port()}\n"
+            f"CACHE_QUERY_PORT = {free_port()}\n"
         )
         return conf / "carbon.conf"
 
@@ -147,19 +133,4 @@ class CarbonServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        if proc is not None:
-            proc.wait(10)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        kill_group(proc)

@@ -21,12 +21,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-import pytest
-
-from tests.servers import servers_required
+from tests.servers import ServerProcess, free_port, missing_server
 
 __all__ = ["PhpFpm", "php_fpm_binary", "require_php_fpm"]
 
@@ -52,20 +48,11 @@ def require_php_fpm() -> str:
     binary = php_fpm_binary()
     if binary is None:
         message = "php-fpm not found (install Debian's php-fpm or set MOTANMESH_PHP_FPM)"
-        if servers_required():
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_server(message)
     return binary
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class PhpFpm:
+class PhpFpm(ServerProcess):
     """One php-fpm master with one static pool listening on 127.0.0.1."""
 
     def __init__(self, base: Path, *, children: int = 4) -> None:
@@ -73,7 +60,7 @@ class PhpFpm:
         self.base = base
         self.script_dir = base / "www"
         self.children = children
-        self.port = _free_port()
+        self.port = free_port()
         self.log_file = base / "php-fpm.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -132,15 +119,3 @@ class PhpFpm:
         path = self.script_dir / name
         path.write_text(code)
         return path
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,13 +22,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import pytest
 import yaml
 
-from tests.servers import servers_required
+from tests.servers import ServerProcess, free_port, kill_group, missing_server
 
 __all__ = ["PrometheusServer", "prometheus_binary", "require_prometheus"]
 
@@ -49,27 +45,18 @@ def require_prometheus() -> str:
     binary = prometheus_binary()
     if binary is None:
         message = "prometheus not found (install Debian's prometheus or set MOTANMESH_PROMETHEUS)"
-        if servers_required():
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_server(message)
     return binary
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class PrometheusServer:
+class PrometheusServer(ServerProcess):
     """One Prometheus scraping ``targets`` (``host:port``, path ``/metrics``) every second."""
 
     def __init__(self, base: Path, targets: Sequence[str]) -> None:
         self.binary = require_prometheus()
         self.base = base
         self.targets = list(targets)
-        self.port = _free_port()
+        self.port = free_port()
         self.log_file = base / "prometheus.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -137,19 +124,4 @@ class PrometheusServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        if proc is not None:
-            proc.wait(10)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        kill_group(proc)

@@ -29,18 +29,16 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
+from motanmesh.filters.base import ERROR_BIZ, ERROR_OTHER, error_kind
 from motanmesh.wire.errors import WireError
 from motanmesh.wire.frame import (
-    ERRTYPE_BIZ,
     HEAD,
-    M_EXCEPTION,
     M_GROUP,
     M_METHOD,
     M_PATH,
     M_SOURCE,
     Frame,
     frame_from_parts,
-    parse_exception,
 )
 
 __all__ = [
@@ -52,7 +50,6 @@ __all__ = [
     "Edge",
     "EdgeKey",
     "Key",
-    "frame_error",
     "percentile_ms",
     "raw_error",
 ]
@@ -63,8 +60,6 @@ DEFAULT_MAX_EDGES: Final = 10_000
 #: upper bounds (ms) of the latency histogram; one more bucket holds the slower calls
 BUCKET_BOUNDS_MS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 _BOUNDS_S: Final = tuple(b / 1000 for b in BUCKET_BOUNDS_MS)
-ERROR_BIZ: Final = "biz"
-ERROR_OTHER: Final = "other"
 _perf_counter = time.perf_counter
 _bisect = bisect_left
 _HEAD_SIZE: Final = HEAD.size
@@ -199,7 +194,7 @@ class DependencyGraph:
         edge.max_seconds = max(edge.max_seconds, seconds)
         edge.buckets[_bisect(_BOUNDS_S, seconds)] += 1
         if response is None or response.status:
-            edge.count_error(frame_error(response))
+            edge.count_error(error_kind(response, None))
 
     def server_responder(
         self, request: Frame, respond: Callable[[bytes], None]
@@ -258,22 +253,9 @@ class DependencyGraph:
         }
 
 
-def frame_error(response: Frame | None) -> str | None:
-    """``None`` for a success, ``"biz"`` for a business exception, ``"other"`` for any other
-    exception answer or no answer at all."""
-    if response is None:
-        return ERROR_OTHER
-    if not response.status:
-        return None
-    value = response.metadata.get(M_EXCEPTION)
-    if not value:  # like motan-go, only M_e makes an exception
-        return None
-    return ERROR_BIZ if parse_exception(value).errtype == ERRTYPE_BIZ else ERROR_OTHER
-
-
 def raw_error(data: bytes) -> str | None:
-    """:func:`frame_error` of an encoded Motan2 answer; its metadata is read only when the
-    header's status says exception."""
+    """:func:`~motanmesh.filters.base.error_kind` of an encoded Motan2 answer; its metadata
+    is read only when the header's status says exception."""
     if len(data) < HEAD.size:
         return ERROR_OTHER  # not an answer at all
     if not data[3] & 0x07:
@@ -281,6 +263,6 @@ def raw_error(data: bytes) -> str | None:
     try:
         mlen = HEAD.unpack_from(data, 0)[5]
         body_at = HEAD.size + mlen + 4
-        return frame_error(frame_from_parts(data, mlen, body_at, body_at))
+        return error_kind(frame_from_parts(data, mlen, body_at, body_at), None)
     except (WireError, ValueError, IndexError, struct.error):
         return ERROR_OTHER

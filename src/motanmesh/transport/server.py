@@ -118,6 +118,7 @@ class ServerConnection(asyncio.Protocol):
         "_transport",
         "_wbuf",
         "_write_paused_since",
+        "identity",
         "in_flight",
         "local",
         "peer",
@@ -165,6 +166,9 @@ class ServerConnection(asyncio.Protocol):
         self.peer_host = ""
         #: the local address: ``ip:port`` or the socket path
         self.local = ""
+        #: the caller's verified workload identity (the SPIFFE URI of its TLS client
+        #: certificate); "" on plaintext connections
+        self.identity = ""
         #: True while reading is paused because the peer does not read its responses
         self.reading_paused = False
         #: the :data:`Responder` given to the handler (bound once per connection)

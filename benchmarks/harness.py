@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import motanmesh
+from motanmesh.demo.ports import reserve_port
 
 SERVICE = "com.weibo.motan.demo.service.MotanDemoService"
 GROUP = "motan-demo-rpc"
@@ -35,9 +36,8 @@ def require_go_tools(tools: Path) -> str | None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a child process that no other process can take before it binds."""
+    return reserve_port()
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from motanmesh.wire.frame import (
     request_frame,
 )
 from motanmesh.wire.serialization import BREEZE, SIMPLE, get_serialization
+from tests.servers import free_port
 
 SERVICE = "com.example.HttpService"
 PEER = "10.0.0.9:4567"
@@ -366,9 +366,8 @@ def test_configuration_errors() -> None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, and nothing else can be given while this session runs."""
+    return free_port()
 
 
 async def test_upstream_down(make: Make) -> None:

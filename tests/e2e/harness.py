@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import IO, Any, Final
 
 import yaml
 
+from motanmesh.demo.ports import reserve_port
 from motanmesh.sdk.client import MotanClient
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -46,22 +46,15 @@ SERVICE_READY: Final = "demo-service listening on"
 START_TIMEOUT: Final = 20.0
 STOP_TIMEOUT: Final = 10.0
 
-_handed_out: set[int] = set()
-
 
 class HarnessError(AssertionError):
     """A process did not do what the test waited for (its output is in the message)."""
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1, never the same twice in one test session."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+    """A free TCP port on 127.0.0.1 for a child process, never the same twice in one test
+    session and never another process's meanwhile (see :mod:`motanmesh.demo.ports`)."""
+    return reserve_port()
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -19,6 +19,7 @@ from motanmesh.sdk import MotanClient, decode_response
 from motanmesh.wire.decoder import FrameDecoder
 from motanmesh.wire.frame import Frame
 from motanmesh.wire.values import BreezeMessage
+from tests.servers import free_port
 
 
 def motanmesh(*args: str) -> list[str]:
@@ -137,9 +138,7 @@ def test_timeout_exits_2(demo_addr: str) -> None:
 
 
 def test_connection_refused_exits_2() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # reserved: nothing else listens there meanwhile
     out = call(f"127.0.0.1:{port}", "--method", "hello", "x")
     assert out.returncode == 2
     assert out.stderr.startswith(f"motanmesh call: cannot connect to 127.0.0.1:{port}: ")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
@@ -13,6 +12,7 @@ from motanmesh.transport.errors import ConnectError, RequestTimeout
 from motanmesh.transport.server import MotanServer, Responder, ServerConnection
 from motanmesh.wire.frame import Frame, parse_frame
 from motanmesh.wire.serialization import BREEZE, SIMPLE, get_serialization
+from tests.servers import free_port
 
 
 def test_request_frame_metadata() -> None:
@@ -49,9 +49,8 @@ def test_default_address_is_the_client_agent() -> None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, and nothing else can be given while this session runs."""
+    return free_port()
 
 
 async def test_nothing_listening_raises_connect_error() -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 from types import TracebackType
 from typing import NoReturn, Self
 
 import pytest
+
+from motanmesh.demo.ports import reserve_port
 
 REQUIRE_ENV = "MOTANMESH_REQUIRE_SERVERS"
 
@@ -32,11 +33,10 @@ def missing_server(message: str) -> NoReturn:
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port free on 127.0.0.1 for a server process, reserved for this test session on
+    the whole host (:func:`motanmesh.demo.ports.reserve_port`: no other process can be given
+    it between the pick and the server's bind, and it stays ours for a restart)."""
+    return reserve_port()
 
 
 def kill_group(proc: subprocess.Popen[bytes] | None) -> None:

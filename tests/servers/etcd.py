@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -32,6 +31,8 @@ from types import TracebackType
 from typing import Any, Self
 
 import pytest
+
+from tests.servers import free_port
 
 __all__ = ["EtcdServer", "etcd_binary", "free_port", "require_etcd"]
 
@@ -55,13 +56,6 @@ def require_etcd() -> str:
     if binary is None:
         pytest.skip("etcd binary not found (install Debian's etcd-server or set MOTANMESH_ETCD)")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _b64(text: str) -> str:

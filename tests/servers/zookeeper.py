@@ -28,6 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from tests.servers import free_port
+
 __all__ = ["ZooKeeperServer", "free_port", "zookeeper_classpath", "zookeeper_missing"]
 
 CLASSPATH_ENV = "MOTANMESH_ZOOKEEPER_CLASSPATH"
@@ -47,12 +49,14 @@ JVM_OPTIONS = (
 _running: set[ZooKeeperServer] = set()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def port_free(port: int) -> bool:
+    """Whether nothing holds ``port`` on 127.0.0.1."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def java_binary() -> str | None:
@@ -114,13 +118,16 @@ class ZooKeeperServer:
         max_session_ms: int = 60_000,
     ) -> None:
         self.port = port or free_port()
+        #: a port picked here may be replaced when the first start finds it taken
+        self._port_given = bool(port)
+        self._started_once = False
         self.workdir = Path(tempfile.mkdtemp(prefix="motanmesh-zk-"))
         self.data_dir = self.workdir / "data"
         self.config = self.workdir / "zoo.cfg"
         self.log_file = self.workdir / "server.log"
         self.max_session_ms = max_session_ms
         self._proc: subprocess.Popen[bytes] | None = None
-        settings = {
+        self._settings: dict[str, object] = {
             "tickTime": tick_ms,
             "dataDir": self.data_dir,
             "clientPort": self.port,
@@ -134,7 +141,11 @@ class ZooKeeperServer:
             "preAllocSize": 1024,
             "autopurge.purgeInterval": 0,
         }
-        self.config.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        self._write_config()
+
+    def _write_config(self) -> None:
+        self._settings["clientPort"] = self.port
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in self._settings.items()))
 
     @property
     def hosts(self) -> str:
@@ -153,6 +164,22 @@ class ZooKeeperServer:
         java, classpath = java_binary(), zookeeper_classpath()
         if reason is not None or java is None or classpath is None:
             raise RuntimeError(f"cannot start ZooKeeper: {reason}")
+        # a first start on a port of our own pick moves to another one if the bind fails
+        attempts = 1 if self._port_given or self._started_once else 3
+        for attempt in range(attempts):
+            if self._start_once(java, classpath, timeout):
+                self._started_once = True
+                return
+            # the server logs nothing by default: the port is taken if we cannot bind it either
+            if port_free(self.port) or attempt + 1 == attempts:
+                break
+            self.port = free_port()
+            self._write_config()
+        tail = self.log_file.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"ZooKeeper did not come up on {self.hosts}:\n{tail}")
+
+    def _start_once(self, java: str, classpath: str, timeout: float) -> bool:
+        """One start; False (the process stopped) when it does not answer within ``timeout``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self._proc = subprocess.Popen(
@@ -168,9 +195,9 @@ class ZooKeeperServer:
         while "Mode: " not in four_letter(self.port, "srvr"):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                tail = self.log_file.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"ZooKeeper did not come up on {self.hosts}:\n{tail}")
+                return False
             time.sleep(0.05)
+        return True
 
     def stop(self) -> None:
         """Stop the server process (the data directory is kept for a restart)."""

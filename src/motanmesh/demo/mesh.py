@@ -28,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from motanmesh.demo.ports import reserve_port
 from motanmesh.sdk.client import MotanClient, decode_response
 from motanmesh.sdk.errors import MotanRemoteError
 
@@ -36,9 +37,7 @@ GROUP = "motan-demo-rpc"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return reserve_port()
 
 
 def server_agent_yaml(name: str, ports: dict[str, int], registry: Path) -> str:

@@ -42,6 +42,7 @@ from motanmesh.graph import DEFAULT_MAX_EDGES, DependencyGraph
 from motanmesh.registry.base import Registry
 from motanmesh.registry.factory import create_registry
 from motanmesh.registry.snapshot import IdcGroups, SnapshotStore
+from motanmesh.registry.starter import keep_starting
 from motanmesh.switcher import SwitcherManager
 from motanmesh.telemetry.reporter import Telemetry, TelemetryConfigError
 from motanmesh.telemetry.runtime import RuntimeSample
@@ -105,6 +106,8 @@ class Agent:
         #: the agent command (``/motan/agent/<application>/command``) last received
         self.agent_command: str | None = None
         self.registries: dict[str, Registry] = {}
+        #: registries whose start failed, started again in the background (by id)
+        self._registry_starts: dict[str, asyncio.Future[None]] = {}
         self.clusters: dict[str, Cluster] = {}
         #: discovery snapshots (``snapshot_dir``) and the ``${idc}`` groups chosen
         self.snapshots = SnapshotStore(a.snapshot_dir) if a.snapshot_dir else None
@@ -226,7 +229,13 @@ class Agent:
             try:
                 await registry.start()
             except Exception as e:  # a dead registry must not stop the agent
-                log.error("registry %s (%s) did not start: %s", rid, url.to_ext_info(), e)
+                log.error(
+                    "registry %s (%s) did not start, trying again in the background: %s",
+                    rid,
+                    url.to_ext_info(),
+                    e,
+                )
+                self._registry_starts[rid] = asyncio.ensure_future(keep_starting(rid, registry, e))
             self.registries[rid] = registry
 
     def _registries_of(self, url: URL, what: str) -> list[Registry]:
@@ -584,6 +593,9 @@ class Agent:
         if self.management is not None:
             with contextlib.suppress(Exception):
                 await self.management.close()
+        for task in self._registry_starts.values():
+            task.cancel()
+        await asyncio.gather(*self._registry_starts.values(), return_exceptions=True)
         for registry in self.registries.values():
             with contextlib.suppress(Exception):
                 await registry.close()

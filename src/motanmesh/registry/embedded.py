@@ -145,6 +145,8 @@ class EmbeddedRegistry(NodeRegistry):
         self._resync = False
         self._poll_lock = asyncio.Lock()
         self._errors: dict[str, str] = {}
+        #: why the last start failed ("" once started)
+        self._start_error = ""
 
     @property
     def name(self) -> str:
@@ -154,7 +156,8 @@ class EmbeddedRegistry(NodeRegistry):
 
     async def _run(self, call: Callable[[], _T]) -> _T:
         if self._executor is None:
-            raise RegistryError(f"{self.name} is not started")
+            why = f": {self._start_error}" if self._start_error else ""
+            raise RegistryError(f"{self.name} is not started{why}")
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def _write(self, batch: Batch) -> None:
@@ -179,10 +182,16 @@ class EmbeddedRegistry(NodeRegistry):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="motanmesh-registry")
         try:
             await self._run(self._store.open)
-        except BaseException:
+        except BaseException as err:
             self._executor.shutdown(wait=False)
             self._executor = None
+            self._start_error = str(err)
             raise
+        self._start_error = ""
+        # what was recorded while the file was unusable (a start tried again): write every
+        # node now and read every watched service
+        self._resync = self._resync or bool(self._nodes)
+        self._force = True
         self._tasks = [
             asyncio.create_task(self._loop(self.poll_interval, self._poll_quietly)),
             asyncio.create_task(self._loop(self.lease_interval, self._renew)),

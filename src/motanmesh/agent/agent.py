@@ -30,7 +30,7 @@ from motanmesh.agent.state import (
     VERSION,
     AgentError,
 )
-from motanmesh.cluster.cluster import ENDPOINT_CLOSE_DELAY, Cluster
+from motanmesh.cluster.cluster import ENDPOINT_CLOSE_DELAY, Cluster, EndpointFactory, endpoint_for
 from motanmesh.cluster.commands_live import SwitcherCommands
 from motanmesh.config.errors import ConfigError
 from motanmesh.config.loader import load_config
@@ -135,6 +135,11 @@ class Agent:
         self.drain_seconds = float(a.params.get("drainTime", DEFAULT_DRAIN_SECONDS))
         #: the limits of the client port and of every export port (``motan-agent`` keys)
         self.server_limits = ServerLimits()
+        #: TLS (``tls.*`` keys; :mod:`motanmesh.security.tls`): the certificate files, the
+        #: export ports' policy and the provider endpoints' policy, when configured
+        self.tls_material: Any = None
+        self.tls_server: Any = None
+        self.endpoint_factory: EndpointFactory = endpoint_for
         self._stopped = asyncio.Event()
         self._draining = False
         #: clusters of refers removed by a reload, closed after a grace period
@@ -173,6 +178,8 @@ class Agent:
             self.server_limits = ServerLimits.from_params(self.config.agent.params)
         except LimitError as e:
             raise AgentError(f"motan-agent.{e}") from e
+        if any(k.startswith("tls.") for k in self.config.agent.params):
+            self._start_tls()
         self.status = self._initial_status()
         await self._start_registries()
         await self._subscribe_agent_command()
@@ -195,6 +202,33 @@ class Agent:
             sorted(self.export_addresses),
             self.management_address,
             self.status,
+        )
+
+    def _start_tls(self) -> None:
+        # imported only by agents that configure TLS
+        from motanmesh.security.tls import (  # noqa: PLC0415
+            ClientPolicy,
+            ServerPolicy,
+            TlsConfig,
+            TlsConfigError,
+            TlsMaterial,
+        )
+
+        try:
+            tls = TlsConfig.from_params(self.config.agent.params)
+            if not tls.enabled:
+                return
+            self.tls_material = material = TlsMaterial(tls)
+        except TlsConfigError as e:
+            raise AgentError(f"motan-agent.{e}") from e
+        if tls.server_enabled:
+            self.tls_server = ServerPolicy(material)
+        if tls.client_enabled:
+            self.endpoint_factory = partial(endpoint_for, tls=ClientPolicy(material))
+        log.info(
+            "tls: export ports %s, towards providers %s",
+            tls.mode,
+            "on (tls=true providers)" if tls.client_enabled else "off",
         )
 
     def _initial_status(self) -> int:
@@ -270,6 +304,7 @@ class Agent:
                 local_ip=self.local_ip,
                 switchers=self.switcher_commands,
                 filters=resolve_filters(refer, self.filter_context),
+                endpoint_factory=self.endpoint_factory,
             )
             if self.snapshots is not None:
                 cluster.snapshot = self.snapshots.for_refer(refer, cluster.registries)
@@ -334,7 +369,7 @@ class Agent:
         if dispatcher is None:
             dispatcher = ServerDispatcher()
             dispatcher.graph = self.graph
-            server = MotanServer(dispatcher, limits=self.server_limits)
+            server = MotanServer(dispatcher, limits=self.server_limits, tls=self.tls_server)
             host = url.get("host") or self.local_ip
             try:
                 self.export_addresses[port] = await server.listen_tcp(host, port)
@@ -352,6 +387,9 @@ class Agent:
         registered = url.copy(host=self.local_ip, port=bound_port).with_params(
             nodeType="service", application=self.application
         )
+        if self.export_servers[port].tls is not None:
+            # clients with TLS connect with it; others (the Go agent) ignore the parameter
+            registered = registered.with_params(tls="true")
         (self.dynamic_services if dynamic else self.services).append(registered)
         for registry in self._registries_of(url, what):
             try:
@@ -444,6 +482,7 @@ class Agent:
             local_ip=self.local_ip,
             switchers=self.switcher_commands,
             filters=resolve_filters(refer, self.filter_context),
+            endpoint_factory=self.endpoint_factory,
         )
         cluster.on_agent_command(self.agent_command)
         await cluster.start()
@@ -489,7 +528,56 @@ class Agent:
                 "Requests to an export port that named no exported service",
                 go_name="not_found_provider_count",
             ),
+            *self._tls_samples(),
         ]
+
+    def _tls_samples(self) -> list[RuntimeSample]:
+        """Refused and accepted connections of the TLS export ports, certificate reloads."""
+        if self.tls_material is None:
+            return []
+        out: list[RuntimeSample] = []
+        for port, server in sorted(self.export_servers.items()):
+            if server.tls is None:
+                continue
+            bound = str(self.export_addresses.get(port, ("", port))[1])
+            for reason, n in server.tls_refused.items():
+                out.append(
+                    RuntimeSample(
+                        "motan_tls_refused_total",
+                        "counter",
+                        n,
+                        "Connections to a TLS export port refused, by reason",
+                        labels=(("port", bound), ("reason", reason)),
+                    )
+                )
+            for kind, n in server.tls_connections.items():
+                out.append(
+                    RuntimeSample(
+                        "motan_tls_connections_total",
+                        "counter",
+                        n,
+                        "Connections made on a TLS export port, TLS or plain (permissive)",
+                        labels=(("port", bound), ("kind", kind)),
+                    )
+                )
+        material = self.tls_material
+        out.append(
+            RuntimeSample(
+                "motan_tls_reloads_total",
+                "counter",
+                material.reloads,
+                "Certificate reloads (files changed on disk)",
+            )
+        )
+        out.append(
+            RuntimeSample(
+                "motan_tls_reload_errors_total",
+                "counter",
+                material.reload_errors,
+                "Certificate reloads that failed (the previous certificates stay)",
+            )
+        )
+        return out
 
     async def set_status(self, status: int) -> None:
         """``/200`` and ``/503``: every registered service available or unavailable in every

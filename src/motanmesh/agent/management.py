@@ -270,7 +270,17 @@ def _connection_info(server: MotanServer | None) -> dict[str, Any]:
     """The connections of one port and the limits they hit."""
     if server is None:
         return {}
-    return {"connections": server.connection_count, "limitHits": dict(server.limit_hits)}
+    info: dict[str, Any] = {
+        "connections": server.connection_count,
+        "limitHits": dict(server.limit_hits),
+    }
+    if server.tls is not None:
+        info["tls"] = {
+            "mode": "strict" if server.tls.strict else "permissive",
+            "connections": dict(server.tls_connections),
+            "refused": dict(server.tls_refused),
+        }
+    return info
 
 
 def _rss_bytes() -> int:
@@ -560,7 +570,12 @@ class ManagementServer:
             },
             "agentPortServer": ports,
             **self._http_proxy_info(),
+            **self._tls_info(),
         }
+
+    def _tls_info(self) -> dict[str, Any]:
+        material = getattr(self.agent, "tls_material", None)
+        return {} if material is None else {"tls": material.info()}
 
     def _http_proxy_info(self) -> dict[str, Any]:
         proxy = self.agent.http_proxy

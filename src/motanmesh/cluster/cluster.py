@@ -27,6 +27,7 @@ from motanmesh.transport.endpoint import (
     Reply,
     ReplyCallback,
 )
+from motanmesh.transport.tls import ClientTls
 from motanmesh.url import URL
 from motanmesh.wire.frame import ERRTYPE_SERVICE, M_GROUP, Frame
 
@@ -130,8 +131,13 @@ def _finish(reply: Reply, response: Frame | None, exc: BaseException | None) -> 
         reply.set_exception(exc if exc is not None else RuntimeError("no response"))
 
 
-def endpoint_for(refer: URL, provider: URL) -> Endpoint:
-    """A transport endpoint configured from the refer's parameters (Go agent defaults)."""
+def endpoint_for(refer: URL, provider: URL, *, tls: ClientTls | None = None) -> Endpoint:
+    """A transport endpoint configured from the refer's parameters (Go agent defaults).
+    With ``tls`` (the agent has TLS towards providers), it connects with TLS when the
+    provider was registered with ``tls=true`` (its export port speaks TLS) or the refer says
+    ``tls: true``."""
+    if tls is not None and "true" not in (provider.get("tls"), refer.get("tls")):
+        tls = None
     timeout = refer.request_timeout_ms / 1000
     min_tmo = refer.get_int("minRequestTimeout", 0)
     max_tmo = refer.get_int("maxRequestTimeout", 0)
@@ -147,6 +153,7 @@ def endpoint_for(refer: URL, provider: URL) -> Endpoint:
         keepalive_interval=refer.get_int("keepaliveInterval", 1000) / 1000,
         max_content_length=refer.get_int("maxContentLength", 10 * 1024 * 1024),
         proxy=True,
+        tls=tls,
     )
 
 

@@ -30,6 +30,7 @@ from motanmesh.transport.errors import (
     RequestTimeout,
     TransportError,
 )
+from motanmesh.transport.tls import ClientTls, TlsRefused
 from motanmesh.wire.decoder import FrameDecoder
 from motanmesh.wire.errors import WireError
 from motanmesh.wire.frame import (
@@ -238,7 +239,10 @@ class Endpoint:
         max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
         proxy: bool = False,
         clock: Clock | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
+        """``tls``: connect with TLS (its newest context for each new connection); unix
+        addresses stay plaintext."""
         if connections < 1:
             raise ValueError("an endpoint needs at least one connection")
         self.address = address
@@ -257,6 +261,7 @@ class Endpoint:
         self.keepalive_interval = keepalive_interval
         self.max_content_length = max_content_length
         self.proxy = proxy
+        self.tls = tls
         self._set_flags = FLAG_PROXY if proxy else 0
         self.clock: Clock = clock if clock is not None else LoopClock()
         self._deadlines: DeadlineBuckets[tuple[_Connection, int]] = DeadlineBuckets(
@@ -329,11 +334,26 @@ class Endpoint:
         def factory() -> _Connection:
             return _Connection(self, slot)
 
+        tls = self.tls
         async with asyncio.timeout(self.connect_timeout):
             if isinstance(target, str):
                 _t, conn = await loop.create_unix_connection(factory, target)
-            else:
+            elif tls is None:
                 _t, conn = await loop.create_connection(factory, target[0], target[1])
+            else:
+                _t, conn = await loop.create_connection(
+                    factory,
+                    target[0],
+                    target[1],
+                    ssl=tls.context(),
+                    ssl_handshake_timeout=self.connect_timeout,
+                )
+                ssl_object = _t.get_extra_info("ssl_object")
+                try:
+                    tls.check_server(None if ssl_object is None else ssl_object.getpeercert())
+                except TlsRefused as e:
+                    _t.abort()
+                    raise ConnectionRefusedError(f"TLS server refused: {e}") from e
         return conn
 
     async def _connect_slot(self, slot: int) -> None:

@@ -23,6 +23,11 @@ connections over ``max_connections`` are refused; a partial frame older than ``r
 and a peer that reads nothing for ``write_timeout`` close their connection. Every limit hit is
 counted in :attr:`MotanServer.limit_hits` and logged at most once per
 ``LIMIT_LOG_INTERVAL`` seconds per kind.
+
+Given a :class:`~motanmesh.transport.tls.ServerTls`, the TCP listeners accept TLS (and, in
+permissive mode, plain Motan2 on the same port; :mod:`motanmesh.transport.tls`); a TLS
+connection's :attr:`ServerConnection.identity` is the caller's verified workload identity.
+Without one, nothing on the accept or request path changes.
 """
 
 from __future__ import annotations
@@ -34,11 +39,18 @@ import socket
 import stat
 import time
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from motanmesh.transport.clock import Clock, LoopClock, TimerHandle
 from motanmesh.transport.limits import LIMIT_COUNTERS, ServerLimits
 from motanmesh.transport.memory import release_memory
+from motanmesh.transport.tls import (
+    REFUSAL_REASONS,
+    ServerTls,
+    TlsListener,
+    TlsRefused,
+    tcp_socket,
+)
 from motanmesh.wire.decoder import FrameDecoder
 from motanmesh.wire.errors import FrameTooLargeError, V1Error, WireError
 from motanmesh.wire.frame import (
@@ -192,6 +204,8 @@ class ServerConnection(asyncio.Protocol):
         self.local = format_address(local)
         self.peer = format_address(transport.get_extra_info("peername")) or self.local
         self.peer_host = host_of(self.peer)
+        if server.tls is not None and not self._verify_peer(server.tls, transport):
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -202,6 +216,24 @@ class ServerConnection(asyncio.Protocol):
         if idle is not None:
             self._last_read = self._clock.time()
             self._idle_timer = self._clock.call_later(idle, self._check_idle)
+
+    def _verify_peer(self, tls: ServerTls, transport: asyncio.Transport) -> bool:
+        """Set :attr:`identity` from the TLS peer's certificate; False (connection aborted,
+        refusal counted) when the port does not accept it."""
+        server = self._server
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            server.tls_connections["plain"] += 1
+            return True
+        try:
+            self.identity = tls.identity(ssl_object.getpeercert())
+        except TlsRefused as e:
+            self._closed = True
+            server.tls_refuse(e.reason, f"refusing TLS from {self.peer}: {e}")
+            transport.abort()
+            return False
+        server.tls_connections["tls"] += 1
+        return True
 
     def data_received(self, data: bytes) -> None:
         if self._idle_timer is not None:
@@ -483,9 +515,11 @@ class MotanServer:
         heartbeat_enabled: bool = True,
         write_high_water: int | None = None,
         clock: Clock | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         """``max_content_length``, ``idle_timeout`` and ``write_high_water`` (the write
-        buffer size), when given, override those of ``limits`` (default: ServerLimits())."""
+        buffer size), when given, override those of ``limits`` (default: ServerLimits()).
+        ``tls``: TLS on the TCP listeners (unix sockets stay plaintext)."""
         limits = limits or ServerLimits()
         if max_content_length is not None:
             limits = limits.with_(max_content_length=max_content_length)
@@ -506,7 +540,13 @@ class MotanServer:
         self._limit_logged: dict[str, float] = {}
         self._sweep_timer: TimerHandle | None = None
         self._release_timer: TimerHandle | None = None
-        self._listeners: list[asyncio.AbstractServer] = []
+        #: TLS of the TCP listeners (None: plaintext only)
+        self.tls = tls
+        #: refused TLS port connections by reason (``motanmesh.transport.tls``)
+        self.tls_refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
+        #: connections made on a TLS port, by kind (``tls``, ``plain``: permissive mode)
+        self.tls_connections: dict[str, int] = {"tls": 0, "plain": 0}
+        self._listeners: list[_Listener] = []
         self._unix_paths: list[str] = []
         self._connections: set[ServerConnection] = set()
         self._in_flight = 0
@@ -520,8 +560,12 @@ class MotanServer:
     async def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on ``host:port`` (0 picks a free port); return the bound address."""
         self._check_open()
-        loop = asyncio.get_running_loop()
-        listener = await loop.create_server(self._new_connection, host, port, backlog=1024)
+        listener: _Listener
+        if self.tls is not None:
+            listener = TlsListener(self, tcp_socket(host, port), self.tls)
+        else:
+            loop = asyncio.get_running_loop()
+            listener = await loop.create_server(self._new_connection, host, port, backlog=1024)
         self._listeners.append(listener)
         self._start_sweep()
         bound = listener.sockets[0].getsockname()
@@ -544,6 +588,23 @@ class MotanServer:
         return ServerConnection(self)
 
     # ------------------------------------------------------------------ limits
+
+    @property
+    def tls_waiting(self) -> int:
+        """Accepted sockets of TLS listeners that are not connections yet."""
+        return sum(lst.waiting for lst in self._listeners if isinstance(lst, TlsListener))
+
+    def tls_refuse(self, reason: str, message: str) -> None:
+        """Count one refused TLS port connection; log ``message`` at most once per
+        ``LIMIT_LOG_INTERVAL`` seconds per reason."""
+        refused = self.tls_refused
+        refused[reason] = refused.get(reason, 0) + 1
+        now = time.monotonic()
+        key = "tls:" + reason
+        last = self._limit_logged.get(key)
+        if last is None or now - last >= LIMIT_LOG_INTERVAL:
+            self._limit_logged[key] = now
+            _log.warning("%s (tls %s so far: %d)", message, reason, refused[reason])
 
     def hit(self, kind: str, message: str = "") -> None:
         """Count one hit of the limit ``kind``; log ``message`` unless this kind was logged
@@ -671,6 +732,17 @@ class MotanServer:
         finally:
             timer.cancel()
             setattr(self, attr, None)
+
+
+class _Listener(Protocol):
+    """A TCP or unix listener: ``asyncio.Server`` or a :class:`TlsListener`."""
+
+    @property
+    def sockets(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
 
 
 def _set_done(fut: asyncio.Future[None]) -> None:

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
+from motanmesh.agent.auth_policies import AuthPolicies
 from motanmesh.agent.dispatcher import Provider, ServerDispatcher
 from motanmesh.agent.filtering import with_filters
 from motanmesh.agent.management import ManagementServer
@@ -118,6 +119,8 @@ class Agent:
         self.dispatchers: dict[int, ServerDispatcher] = {}
         self.export_servers: dict[int, MotanServer] = {}
         self.providers: list[Provider] = []
+        #: access policies from the registry for services with an ``auth`` filter
+        self.auth_policies = AuthPolicies()
         self.services: list[URL] = []
         self.dynamic_services: list[URL] = []
         #: refers subscribed through the management API (``/registry/subscribe``), by id
@@ -391,7 +394,10 @@ class Agent:
             # clients with TLS connect with it; others (the Go agent) ignore the parameter
             registered = registered.with_params(tls="true")
         (self.dynamic_services if dynamic else self.services).append(registered)
-        for registry in self._registries_of(url, what):
+        registries = self._registries_of(url, what)
+        # the registry's access policy is in force before the service is announced
+        await self.auth_policies.follow(provider, registered, registries)
+        for registry in registries:
             try:
                 await registry.register(registered)
                 if self.status == STATUS_AVAILABLE:
@@ -420,6 +426,7 @@ class Agent:
                 provider = self.dispatchers[port].remove(registered)
                 if provider is not None:
                     self.providers.remove(provider)
+                    await self.auth_policies.unfollow(provider)
                     await provider.close()
                 break
         return True
@@ -657,6 +664,8 @@ class Agent:
         if self.http_proxy is not None:
             with contextlib.suppress(Exception):
                 await self.http_proxy.close()
+        with contextlib.suppress(Exception):
+            await self.auth_policies.close()
         for provider in self.providers:
             with contextlib.suppress(Exception):
                 await provider.close()

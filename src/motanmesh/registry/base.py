@@ -6,6 +6,7 @@ A registry knows service URL lists and command strings, nothing else. Every back
     /motan/<group>/<service>/server/<ip:port>             available providers (ephemeral)
     /motan/<group>/<service>/unavailableServer/<ip:port>  registered but offline (ephemeral)
     /motan/<group>/<service>/client/<ip:port>             subscribers (ephemeral, nodeType=referer)
+    /motan/<group>/<service>/auth                         access policy JSON (persistent)
     /motan/<group>/command                                service command JSON (persistent)
     /motan/agent/<application>/node/<ip:mport>            agent nodes (ephemeral)
     /motan/agent/<application>/command                    agent command JSON (persistent)
@@ -55,6 +56,7 @@ __all__ = [
     "agent_command_path",
     "agent_node_path",
     "agent_node_url",
+    "auth_policy_path",
     "call_listener",
     "command_path",
     "node_path",
@@ -135,6 +137,12 @@ def command_path(group: str) -> str:
     if not group:
         raise RegistryError("a command node needs a group")
     return f"{ROOT}/{group}/command"
+
+
+def auth_policy_path(group: str, path: str) -> str:
+    """``/motan/<group>/<service>/auth``: the persistent access policy of a service (the
+    ``auth`` filter; JSON, :mod:`motanmesh.filters.auth_policy`)."""
+    return f"{service_dir(group, path)}/auth"
 
 
 def _agent_dir(application: str) -> str:
@@ -438,6 +446,27 @@ class Registry(ABC):
     @abstractmethod
     async def unregister_agent(self, url: URL) -> None: ...
 
+    # -- access policies (registries without commands have none)
+
+    async def subscribe_auth_policy(  # noqa: B027 (optional: no policies here)
+        self, group: str, path: str, listener: CommandListener
+    ) -> None:
+        """Watch ``/motan/<group>/<service>/auth``: the listener receives its text now and on
+        every change, ``None`` when it is removed."""
+
+    async def unsubscribe_auth_policy(  # noqa: B027 (optional: no policies here)
+        self, group: str, path: str, listener: CommandListener
+    ) -> None:
+        """Stop watching a service's access policy."""
+
+    async def get_auth_policy(self, group: str, path: str) -> str | None:
+        """A service's access policy as stored; ``None`` when there is none."""
+        return None
+
+    async def set_auth_policy(self, group: str, path: str, data: str | None) -> None:
+        """Write a service's access policy; ``None`` deletes it."""
+        raise RegistryError(f"{self.name} cannot store access policies")
+
     async def agent_nodes(self) -> list[URL]:
         """Every live agent node (``/motan/agent/<application>/node/<ip:mport>``) of every
         application, read now. Backends that cannot list nodes return ``[]``."""
@@ -505,3 +534,17 @@ class NodeRegistry(Registry):
 
     async def set_agent_command(self, application: str, data: str | None) -> None:
         await self._set_node(agent_command_path(application), data)
+
+    async def subscribe_auth_policy(self, group: str, path: str, listener: CommandListener) -> None:
+        await self._watch_node(auth_policy_path(group, path), listener)
+
+    async def unsubscribe_auth_policy(
+        self, group: str, path: str, listener: CommandListener
+    ) -> None:
+        await self._unwatch_node(auth_policy_path(group, path), listener)
+
+    async def get_auth_policy(self, group: str, path: str) -> str | None:
+        return await self._get_node(auth_policy_path(group, path))
+
+    async def set_auth_policy(self, group: str, path: str, data: str | None) -> None:
+        await self._set_node(auth_policy_path(group, path), data)

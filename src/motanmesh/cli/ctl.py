@@ -17,6 +17,10 @@ management API (``--agent HOST:MPORT``)::
     ctl switchers set  --agent HOST:MPORT --name N --value true|false
     ctl status         --agent HOST:MPORT [--registry URL | -c agent.yaml]
 
+Access policies of services (the ``auth`` filter; ``motanmesh.cli.ctl_auth``)::
+
+    ctl auth show|set|delete --group G --service S [--allow LIST --method M=LIST ...]
+
 The dependency graph is gathered from the agents registered in the registry (their agent
 nodes) and/or the agents named with ``--agent``::
 
@@ -660,6 +664,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--value", required=True, help="true or false")
     p.set_defaults(ctl_action=_switchers_set)
+
+    from motanmesh.cli.ctl_auth import add_auth_parsers  # noqa: PLC0415
+
+    add_auth_parsers(areas, _common(registry=True))
 
     p = areas.add_parser(
         "status", parents=[_common(registry=True)], help="an agent's refers, providers, commands"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import json
 import logging
 import socket
@@ -18,6 +19,7 @@ import yaml
 from motanmesh.agent.agent import VERSION, Agent, AgentError
 from motanmesh.agent.http_server import redact_path
 from motanmesh.agent.management import (
+    MUTATING_PATHS,
     PERMISSION_DENIED,
     TOKEN_ENV,
     ManagementServer,
@@ -704,3 +706,89 @@ def test_logged_paths_hide_the_token() -> None:
     assert redact_path("/200?a=1&token=s3cret&b=2") == "/200?a=1&token=***&b=2"
     assert redact_path("/503?TOKEN=x") == "/503?TOKEN=***"
     assert redact_path("/status") == "/status"
+
+
+# ---------------------------------------------------------------- permission: every path
+
+#: the paths that only read; they answer without the token (see docs/security.md)
+READ_ONLY_PATHS = {
+    "/version",
+    "/status",
+    "/registry/status",
+    "/getConfig",
+    "/getReferService",
+    "/getAllService",
+    "/runtime/info",
+    "/switcher/get",
+    "/switcher/getAll",
+    "/registry/list",
+    "/registry/info",
+    "/logConfig/get",
+    "/metrics",
+    "/debug/graph",
+}
+
+
+async def test_every_path_is_either_mutating_or_read_only_and_treated_so(
+    agent: Agent, http: aiohttp.ClientSession
+) -> None:
+    server = agent.management
+    assert isinstance(server, ManagementServer)
+    # a new path must be classified here: mutating (token) or read-only (open)
+    assert set(server._routes) == MUTATING_PATHS | READ_ONLY_PATHS
+    assert not MUTATING_PATHS & READ_ONLY_PATHS
+    server.token_required = True  # as when a token is configured or bound beyond loopback
+    server.token = "s3cret"
+    for path in sorted(MUTATING_PATHS):
+        for headers in ({}, {"Token": "wrong"}, {"Token": "S3CRET"}, {"Token": ""}):
+            assert await fetch(http, agent, path, "POST", headers=headers) == (
+                403,
+                PERMISSION_DENIED,
+            ), (path, headers)
+        status, text = await fetch(http, agent, path, "POST", headers={"Token": "s3cret"})
+        assert text != PERMISSION_DENIED and status != 403, path
+    for path in sorted(READ_ONLY_PATHS | {"/", "/no/such/path"}):
+        status, text = await fetch(http, agent, path)
+        assert text != PERMISSION_DENIED and status != 403, path
+
+
+async def test_the_token_is_compared_in_constant_time(
+    agent: Agent, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    original = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # management calls hmac.compare_digest
+    server = agent.management
+    assert isinstance(server, ManagementServer)
+    server.token_required = True
+    server.token = "s3cret"
+    # wrong tokens of every length, a prefix and the right one: all through compare_digest
+    for given in ("x", "s3cre", "s3cretX", "s" * 200, "s3cret"):
+        await fetch(http, agent, "/503", headers={"Token": given})
+    assert compared == [
+        (b"s3cret", given.encode()) for given in ("x", "s3cre", "s3cretX", "s" * 200, "s3cret")
+    ]
+    assert agent.status == 503
+
+
+def test_logged_paths_hide_the_token_however_its_name_is_written() -> None:
+    cases = {
+        "/200?%74oken=s3cret": "/200?%74oken=***",
+        "/200?to%6Ben=s3cret&a=1": "/200?to%6Ben=***&a=1",
+        "/200?Token=s3cret&token=s3cret": "/200?Token=***&token=***",
+        "/200?a=token%3Ds3cret": "/200?a=token%3Ds3cret",  # a value, not a token parameter
+        "/200?token": "/200?token",
+        "/200?token=": "/200?token=***",
+        "/status?tokenx=1": "/status?tokenx=1",
+    }
+    for path, shown in cases.items():
+        assert redact_path(path) == shown, path
+    # the parser reads %74oken as token: it authenticates, so it must be hidden
+    from motanmesh.agent.http_server import HttpRequest  # noqa: PLC0415
+
+    assert HttpRequest("GET", "/200?%74oken=s3cret", {}, "").query == {"token": "s3cret"}

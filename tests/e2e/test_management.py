@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import urllib.error
+import urllib.request
 from typing import Any
 
 import motanmesh
@@ -13,6 +15,7 @@ from tests.e2e.harness import (
     DEMO_SERVICE,
     INSTANCE_GROUP,
     INSTANCE_SERVICE,
+    AgentProcess,
     Mesh,
     agent_section,
     embedded_registry,
@@ -119,3 +122,47 @@ def test_switchers(mesh: Mesh) -> None:
     }
     assert agent.management("/switcher/set?name=feature.e2e.unknown&value=true")[0] == 404
     assert agent.management("/switcher/set?name=feature.e2e.beta&value=maybe")[0] == 400
+
+
+def _request(agent: AgentProcess, path: str, **kw: Any) -> tuple[int, str]:
+    """``path`` sent as written (urllib does not re-quote it), with headers or a form body."""
+    headers: dict[str, str] = kw.get("headers", {})
+    data: bytes | None = kw.get("data")
+    if data is not None:
+        headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+    req = urllib.request.Request(f"http://127.0.0.1:{agent.mport}{path}", data, headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read().decode()
+
+
+def test_the_management_token_never_appears_in_the_log(mesh: Mesh) -> None:
+    token, wrong = "tok-7Hq2-secret", "guess-9Xz1-wrong"
+    config, _node = agent_config(mesh)
+    config["motan-agent"]["managementToken"] = token
+    agent = mesh.agent("agent", config, "-log_level", "debug")
+    denied = (403, "need permission!")
+    assert _request(agent, "/200") == denied
+    assert _request(agent, f"/200?token={wrong}") == denied
+    assert _request(agent, "/200", headers={"Token": wrong}) == denied
+    assert _request(agent, "/200", data=f"token={token}".encode()) == denied  # not read there
+    assert _request(agent, "/200", headers={"Token": token}) == (200, "ok.")
+    assert _request(agent, f"/503?token={token}") == (200, "ok.")
+    assert _request(agent, f"/200?%74oken={token}") == (200, "ok.")
+    assert _request(agent, f"/503?a=1&TOKEN={token}&token={token}") == (200, "ok.")
+    switch = f"/switcher/set?name=feature.e2e.beta&value=true&token={token}"
+    assert _request(agent, switch) == (200, "switcher feature.e2e.beta set to true")
+    status, shown = _request(agent, "/getConfig")
+    assert status == 200 and token not in shown and "***" in shown
+    assert _request(agent, f"/no/such/path?token={token}")[0] == 503  # the status
+    # every request above was logged, none with a token
+    wait_for(lambda: agent.output().count("management ") >= 11, "the request log lines")
+    output = agent.output()
+    assert "token=***" in output and "%74oken=***" in output
+    assert token not in output
+    assert wrong not in output
+    agent.send(signal.SIGTERM)
+    agent.wait(15)
+    assert token not in agent.output()

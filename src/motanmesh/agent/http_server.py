@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import h11
 
@@ -228,9 +227,16 @@ class HttpServer:
             task.cancel()
 
 
-_TOKEN_PARAM = re.compile(r"(?i)([?&]token=)[^&]*")
-
-
 def redact_path(path: str) -> str:
-    """``path`` with the value of a ``token`` query parameter hidden (never logged)."""
-    return _TOKEN_PARAM.sub(r"\1***", path)
+    """``path`` with the value of every ``token`` query parameter hidden (never logged). A
+    parameter is a token when its name, decoded as the query parser decodes it
+    (``%74oken``, ``TOKEN``), is ``token``."""
+    target, sep, query = path.partition("?")
+    if not sep:
+        return path
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        key, eq, _value = part.partition("=")
+        if eq and unquote_plus(key).strip().lower() == "token":
+            parts[i] = f"{key}=***"
+    return f"{target}?{'&'.join(parts)}"

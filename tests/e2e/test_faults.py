@@ -15,6 +15,7 @@ from tests.e2e.harness import (
     Instance,
     Load,
     Mesh,
+    available_endpoints,
     client_agent_config,
     instance_client,
     refer,
@@ -54,6 +55,13 @@ async def failover_mesh(
     return instances, client
 
 
+def wait_gone(client: AgentProcess, victim: Instance) -> None:
+    wait_for(
+        lambda: victim.export not in available_endpoints(client, "instance"),
+        f"the client agent to notice that {victim.name} is gone",
+    )
+
+
 async def test_sigkill_under_load_loses_no_call(mesh: Mesh) -> None:
     """Two of four instances are killed, one after the other, while calls flow."""
     instances, client = await failover_mesh(mesh, ("a", "b", "c", "d"))
@@ -68,6 +76,11 @@ async def test_sigkill_under_load_loses_no_call(mesh: Mesh) -> None:
             await asyncio.sleep(1.0)
             victim.agent.send(signal.SIGKILL)
             assert await asyncio.to_thread(victim.agent.wait, 5) == -signal.SIGKILL
+            # One loss at a time, as the client agent sees it: a call that failed on one
+            # victim is retried once (retries=1), and must not be retried on the other victim
+            # while the agent has not yet read that it is gone. On a busy machine the agent
+            # can read both resets in one go when the kills are only a second apart.
+            await asyncio.to_thread(wait_gone, client, victim)
         load.marked = True
         # long enough for the dead nodes' registry leases to expire and the cluster to drop them
         survivors = {instances["a"].export, instances["b"].export}

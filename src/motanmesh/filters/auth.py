@@ -128,14 +128,14 @@ class AuthFilter(Filter):
             proceed(call)
             return
         conn = call.conn
-        identity: str = getattr(conn, "identity", "") if conn is not None else ""
+        identity: str = conn.identity if conn is not None else ""
         caller = call.caller
         method = call.method
-        reason = self.policy.refusal(method, identity, caller)
-        if not reason:
+        policy = self.policy
+        if policy.admits(method, identity, caller):
             proceed(call)
             return
-        self._deny(call, method, identity, caller, reason)
+        self._deny(call, method, identity, caller, policy.refusal(method, identity, caller))
 
     def _deny(self, call: Call, method: str, identity: str, caller: str, reason: str) -> None:
         self.denied += 1

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 from motanmesh.url import URL
@@ -71,6 +72,10 @@ def application_of(identity: str) -> str:
     if kind != _APP or not slash or not name or "/" in name:
         return ""
     return name
+
+
+#: identities are few (one per calling application) and come back on every call
+_application_of = lru_cache(maxsize=4096)(application_of)
 
 
 def _check_entry(entry: str) -> str:
@@ -131,7 +136,7 @@ class Allowed:
         if self.any:
             return True
         if identity:
-            return identity in self.uris or application_of(identity) in self.names
+            return identity in self.uris or _application_of(identity) in self.names
         return bool(caller) and caller in self.names
 
     def entries(self) -> list[str]:
@@ -202,6 +207,13 @@ class AuthPolicy:
     def empty(self) -> bool:
         """No list at all: every call is refused."""
         return self.service is None and not self.by_method
+
+    def admits(self, method: str, identity: str, caller: str) -> bool:
+        """Whether the call may go on (the per-call check; :meth:`refusal` says why not)."""
+        if not identity and self.require_identity:
+            return False
+        allowed = self.by_method.get(method, self.service)
+        return allowed is not None and allowed.admits(identity, caller)
 
     def refusal(self, method: str, identity: str, caller: str) -> str:
         """``""`` when the call may go on, else why it may not."""

@@ -139,3 +139,24 @@ def test_json_policy_round_trip() -> None:
 def test_malformed_json_policies_say_why(text: str, reason: str) -> None:
     with pytest.raises(PolicyError, match=reason):
         AuthPolicy.from_json(text)
+
+
+def test_admits_and_refusal_agree() -> None:
+    policies = [
+        AuthPolicy(),
+        AuthPolicy.from_json('{"allow": ["web", "' + MOBILE + '"], "methods": {"put": []}}'),
+        AuthPolicy.from_json('{"allow": ["*"], "requireIdentity": true}'),
+        AuthPolicy.from_json('{"methods": {"get": ["web"]}, "requireIdentity": true}'),
+    ]
+    identities = ["", WEB, WEB_OTHER_DOMAIN, MOBILE, "spiffe://td/app/intruder", "spiffe://td/x"]
+    for policy in policies:
+        for method in ("get", "put", ""):
+            for identity in identities:
+                for caller in ("", "web", "mobile", "intruder"):
+                    admitted = policy.admits(method, identity, caller)
+                    assert admitted == (policy.refusal(method, identity, caller) == ""), (
+                        policy,
+                        method,
+                        identity,
+                        caller,
+                    )

@@ -28,6 +28,7 @@ from motanmesh.cluster.command import (
 from motanmesh.cluster.patterns import PatternError, compile_pattern, parse_route_rule
 from motanmesh.config.errors import ConfigError
 from motanmesh.config.loader import load_config
+from motanmesh.filters.auth_policy import AuthPolicy, PolicyError
 from motanmesh.url import URL
 from motanmesh.wire.breeze import BreezeSerialization
 from motanmesh.wire.decoder import FrameDecoder
@@ -172,6 +173,22 @@ def _patterns(data: bytes) -> None:
     parse_switcher_pattern(pattern)
 
 
+def _auth_policy(data: bytes) -> None:
+    """``policy JSON \\0 identity \\0 caller``: an access policy from the registry, checked
+    against one caller, and read back from its registry form."""
+    text, _, rest = _text(data).partition("\0")
+    identity, _, caller = rest.partition("\0")
+    try:
+        policy = AuthPolicy.from_json(text)
+    except PolicyError:
+        return
+    for method in ("get", ""):
+        admitted = policy.admits(method, identity, caller)
+        assert admitted == (policy.refusal(method, identity, caller) == ""), "check and reason"
+    again = AuthPolicy.from_json(policy.to_json())
+    assert again.to_info() == policy.to_info(), "registry form does not read back"
+
+
 _SCRATCH = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
 
 
@@ -195,6 +212,7 @@ TARGETS: Final = {
         Target("command", _command, "command JSON, validated and applied"),
         Target("patterns", _patterns, "service patterns, route rules, switcher patterns"),
         Target("config", _config, "the YAML config loader"),
+        Target("authPolicy", _auth_policy, "access policies from the registry (JSON)"),
     )
 }
 
@@ -263,4 +281,10 @@ def seeds(name: str) -> list[bytes]:
         ]
     if name == "config":
         return [p.read_bytes() for p in sorted((DATA / "go-configs").glob("*.yaml"))]
+    if name == "authPolicy":
+        return [
+            b'{"allow":["web","spiffe://td/app/m"],"methods":{"put":["*"]}}\0\0web',
+            b'{"allow":"a, b","requireIdentity":true}\0spiffe://td/app/a\0b',
+            b'{"methods":{"get":[]}}\0spiffe://td/x\0',
+        ]
     raise KeyError(name)

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from motanmesh.autopilot.chart import chart_svg
+from motanmesh.demo.ports import reserve_port
 from motanmesh.sdk.client import MotanClient
 
 __all__ = ["QUICK", "STANDARD", "Phase", "Sample", "Scenario", "Summary", "main"]
@@ -87,9 +87,7 @@ def demand_at(phases: tuple[Phase, ...], t: float) -> tuple[float, float]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return reserve_port()
 
 
 @dataclass

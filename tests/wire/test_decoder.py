@@ -101,6 +101,45 @@ def test_any_chunking_gives_the_same_frames(cuts: list[int]) -> None:
     assert [_key(f) for f in _feed_all(chunks)] == EXPECTED
 
 
+#: frames with large bodies between small ones: a large frame arrives in many reads, small
+#: and large ones mixed, which the decoder gathers in two different ways
+LARGE_PARTS = [
+    FRAMES[0],
+    raw_frame(rid=7, meta=b"M_p\nbig", body=bytes(range(256)) * 300),
+    FRAMES[1],
+    raw_frame(rid=8, meta=b"M_p\nbigger", body=b"\xab" * 300_000),
+    FRAMES[2],
+]
+LARGE_STREAM = b"".join(LARGE_PARTS)
+
+
+@PROPERTY
+@given(st.lists(st.sampled_from([1, 100, 4095, 4096, 5000, 65536, 262144]), min_size=1))
+def test_large_frames_in_reads_of_mixed_sizes(sizes: list[int]) -> None:
+    chunks: list[bytes] = []
+    pos = 0
+    for size in itertools.cycle(sizes):
+        if pos >= len(LARGE_STREAM):
+            break
+        chunks.append(LARGE_STREAM[pos : pos + size])
+        pos += size
+    out = _feed_all(chunks)
+    assert [_key(f) for f in out] == [_key(parse_frame(p)) for p in LARGE_PARTS]
+
+
+def test_buffered_counts_a_large_frame_read_in_pieces() -> None:
+    dec = FrameDecoder()
+    frame = LARGE_PARTS[3]
+    for i, size in enumerate([10, 5000, 3, 70_000, 1]):
+        start = sum([10, 5000, 3, 70_000, 1][:i])
+        assert dec.feed(frame[start : start + size]) == []
+        assert dec.buffered == start + size
+    [got] = dec.feed(frame[75_014:])
+    assert isinstance(got, Frame)
+    assert got.body == b"\xab" * 300_000
+    assert dec.buffered == 0
+
+
 def test_decoded_metadata_matches_decode_metadata_for_vectors() -> None:
     for f in _feed_all([STREAM]):
         if isinstance(f, Frame):

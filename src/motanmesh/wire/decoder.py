@@ -31,6 +31,8 @@ from motanmesh.wire.v1 import V1_HEADER_SIZE, V1Frame, parse_v1_frame
 #: the fixed header (13 bytes) and the metadata length (4 bytes)
 _HEAD_SIZE: Final = 17
 _META_CACHE_SIZE: Final = 64
+#: reads of a pending frame shorter than this are gathered in one buffer
+_SMALL_READ: Final = 4096
 #: default limits of one frame's metadata: its encoded size and its number of pairs
 DEFAULT_MAX_METADATA_SIZE: Final = 1024 * 1024
 DEFAULT_MAX_METADATA_ENTRIES: Final = 1024
@@ -45,9 +47,11 @@ class FrameDecoder:
 
     __slots__ = (
         "_broken",
-        "_buf",
+        "_have",
         "_meta_cache",
         "_need",
+        "_parts",
+        "_tail",
         "max_content_length",
         "max_metadata_entries",
         "max_metadata_size",
@@ -68,7 +72,13 @@ class FrameDecoder:
         self.max_metadata_size = max_metadata_size
         #: a Motan2 metadata section with more pairs than this is refused
         self.max_metadata_entries = max_metadata_entries
-        self._buf = bytearray()
+        #: the bytes held for a frame that has not fully arrived, as they were read (joined
+        #: once the frame is complete, so a large frame is copied once, not once per read)
+        self._parts: list[bytes] = []
+        #: small reads of that frame, gathered here so a peer sending a byte at a time costs
+        #: a byte each, not a list entry each
+        self._tail = bytearray()
+        self._have = 0
         #: how many buffered bytes the pending frame needs before parsing can progress
         #: (0: unknown yet, parse on every feed)
         self._need = 0
@@ -80,7 +90,7 @@ class FrameDecoder:
     @property
     def buffered(self) -> int:
         """Bytes held for a frame that has not fully arrived."""
-        return len(self._buf)
+        return self._have
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | V1Frame]:
         """Add bytes; return every frame completed by them, in order.
@@ -91,27 +101,43 @@ class FrameDecoder:
         if self._broken is not None:
             raise FrameError(f"decoder stopped after an earlier error: {self._broken}")
         out: list[Frame | V1Frame] = []
-        if self._buf:
-            # a large frame arriving in pieces is gathered without re-parsing, then copied
-            # out of the buffer once
-            self._buf += data
-            if len(self._buf) < self._need:
+        chunk = data if type(data) is bytes else bytes(data)
+        if self._have:
+            # a large frame arriving in pieces is gathered without re-parsing, then joined
+            # once
+            parts = self._parts
+            have = self._have + len(chunk)
+            if len(chunk) < _SMALL_READ:
+                self._tail += chunk
+            else:
+                if self._tail:
+                    parts.append(bytes(self._tail))
+                    self._tail = bytearray()
+                parts.append(chunk)
+            if have < self._need:
+                self._have = have
                 return out
-            buf = bytes(self._buf)
-            self._buf = bytearray()
-        elif type(data) is bytes:
-            buf = data
+            if self._tail:
+                parts.append(bytes(self._tail))
+                self._tail = bytearray()
+            buf = b"".join(parts)
+            self._parts = []
+            self._have = 0
         else:
-            buf = bytes(data)
+            buf = chunk
         try:
             pos = self._parse(buf, out)
         except WireError as e:
             self._broken = e
-            self._buf = bytearray()
+            self._parts = []
+            self._tail = bytearray()
+            self._have = 0
             e.frames = tuple(out)
             raise
         if pos < len(buf):
-            self._buf = bytearray(buf[pos:])
+            rest = buf[pos:] if pos else buf
+            self._parts = [rest]
+            self._have = len(rest)
         return out
 
     def _parse(self, buf: bytes, out: list[Frame | V1Frame]) -> int:

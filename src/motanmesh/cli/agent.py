@@ -16,6 +16,7 @@ from motanmesh.config.loader import load_config
 from motanmesh.config.model import Config
 from motanmesh.config.overrides import apply_overrides
 from motanmesh.transport.loop import install as install_loop
+from motanmesh.transport.memory import tune_for_large_buffers
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"motanmesh agent: {e}", file=sys.stderr)
         return 2
     install_loop()
+    tune_for_large_buffers()
     try:
         return asyncio.run(_serve(config, recover=args.recover))
     except AgentError as e:

@@ -1,37 +1,67 @@
-"""Giving memory back to the system after a connection that held large buffers has gone.
+"""How the agent's process uses the C allocator for large buffers.
 
-CPython allocates large buffers with ``malloc``; glibc keeps freed chunks in its arenas, so
-the resident size of an agent that once buffered a few MB for a slow connection would stay
-at its peak. :func:`release_memory` asks glibc to return what it can (``malloc_trim``); on
-other C libraries it does nothing.
+CPython allocates buffers above 512 bytes with ``malloc``. With glibc's defaults a forwarded
+body of tens of KB or more costs page faults on every call: a buffer above the mmap threshold
+(128 KB at first) gets its own mapping, unmapped again when freed, and the heap's top is given
+back to the system whenever more than the trim threshold is free there, so the next large
+buffer faults its pages in again. :func:`tune_for_large_buffers` raises both thresholds so
+the buffers of a few MB that a proxy allocates and frees on every call are reused from the
+heap (measured in ``benchmarks/README.md``, "Large bodies": 4-5x less CPU per 64 KB frame in
+the decoder). Memory a slow connection made the heap grow by is still given back:
+:func:`release_memory` asks glibc to return what it can (``malloc_trim``) after such a
+connection has gone. On other C libraries both do nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from collections.abc import Callable
+import os
+from typing import Final
 
-__all__ = ["release_memory"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "release_memory", "tune_for_large_buffers"]
+
+#: buffers up to this size come from the heap instead of a mapping of their own
+MMAP_THRESHOLD: Final = 4 * 1024 * 1024
+#: free memory at the top of the heap kept for the next buffers instead of given back
+TRIM_THRESHOLD: Final = 8 * 1024 * 1024
+_M_TRIM_THRESHOLD: Final = -1
+_M_MMAP_THRESHOLD: Final = -3
+#: environment variables with which glibc takes the same settings from the operator
+_GLIBC_ENV: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def _libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    return libc
 
 
-_TRIM = _malloc_trim()
+_LIBC = _libc()
 
 
 def release_memory() -> bool:
     """Return freed heap memory to the system; False where that is not possible."""
-    if _TRIM is None:
+    if _LIBC is None:
         return False
-    _TRIM(0)
+    _LIBC.malloc_trim(0)
     return True
+
+
+def tune_for_large_buffers(
+    mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD
+) -> bool:
+    """Keep buffers up to ``mmap_threshold`` on the heap and up to ``trim_threshold`` bytes
+    of free heap for reuse. Does nothing (False) without glibc, or when the operator set
+    glibc's own malloc variables in the environment."""
+    if _LIBC is None or any(name in os.environ for name in _GLIBC_ENV):
+        return False
+    mmap_set: int = _LIBC.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+    trim_set: int = _LIBC.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    return mmap_set == 1 and trim_set == 1

@@ -54,9 +54,9 @@ def echo_path(size: int) -> str:
     return f"com.weibo.motan.bench.Echo{size}"
 
 
-def turns(rounds: int) -> list[tuple[str, ...]]:
-    """The order of the kinds in each round: go first, then py first, and so on."""
-    return [KINDS if r % 2 == 0 else tuple(reversed(KINDS)) for r in range(rounds)]
+def turns(names: list[str], rounds: int) -> list[list[str]]:
+    """The order of the pairs in each round: as given, then reversed, and so on."""
+    return [names if r % 2 == 0 else names[::-1] for r in range(rounds)]
 
 
 def load_point(
@@ -68,8 +68,8 @@ def load_point(
     calls = max(1, r["ok"] + r["exceptions"])
     r["rss_client"] = s.peak[client.pid]
     r["rss_server"] = s.peak[server.pid]
-    # CPU of both agents per measured call (the warm-up's calls are counted as well: about
-    # 0.5 s of the run, the same share for both kinds).
+    # CPU of both agents per call (the warm-up's calls, about 0.5 s of the run, are counted
+    # as well, with the same share for every pair)
     all_calls = calls * (seconds + 0.5) / seconds
     r["cpu_us"] = (s.cpu[client.pid] + s.cpu[server.pid]) / all_calls * 1e6
     return r
@@ -79,20 +79,50 @@ def better(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     return new if old is None or new["rps"] > old["rps"] else old
 
 
+def table(
+    point: str,
+    points: list[Any],
+    names: list[str],
+    best: dict[tuple[str, Any], dict[str, Any]],
+    extra: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """One row per point and pair; ``ratio`` is the pair's rps over the Go pair's."""
+    cols = " | ".join(title for title, _ in extra)
+    print(
+        f"| {point} | agents | rps | ratio to go | p50 ms | p99 ms | CPU µs/call (both) | "
+        f"RSS client/server MB |" + (f" {cols} |" if cols else "")
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(extra))
+    for x in points:
+        base = best[("go", x)]["rps"]
+        for name in names:
+            r = best[(name, x)]
+            errors = r["errors"] + r["exceptions"]
+            more = "".join(f" {fmt.format(r[key])} |" for key, fmt in extra)
+            print(
+                f"| {x:,} | {name} | {r['rps']:,.0f} | {r['rps'] / base:.2f} | "
+                f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_us']:.0f} | "
+                f"{r['rss_client']:.1f}/{r['rss_server']:.1f} |{more}"
+                + (f" ({errors} errors)" if errors else ""),
+                flush=True,
+            )
+
+
 def curve_memory(pairs: dict[str, Pair], args: argparse.Namespace, tools: Path) -> None:
     print("\n## memory (MB resident): idle, then peak under load", flush=True)
-    idle = args.idle
-    best: dict[str, dict[str, Any]] = {}
-    for order in turns(args.rounds):
-        for kind in order:
-            r = load_point(pairs[kind], tools, args.mem_conc, args.seconds, 16, echo_path(100))
-            best[kind] = better(best.get(kind), r)
-    print("| agent | idle client | idle server | load client | load server | rps | p99 ms |")
+    names = list(pairs)
+    best: dict[tuple[str, Any], dict[str, Any]] = {}
+    for order in turns(names, args.rounds):
+        for name in order:
+            r = load_point(pairs[name], tools, args.mem_conc, args.seconds, 16, echo_path(100))
+            best[(name, 0)] = better(best.get((name, 0)), r)
+    print("| agents | idle client | idle server | load client | load server | rps | p99 ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for kind in KINDS:
-        r = best[kind]
+    for name in names:
+        r = best[(name, 0)]
+        idle = args.idle[name]
         print(
-            f"| {kind} | {idle[kind][0]:.1f} | {idle[kind][1]:.1f} | {r['rss_client']:.1f} | "
+            f"| {name} | {idle[0]:.1f} | {idle[1]:.1f} | {r['rss_client']:.1f} | "
             f"{r['rss_server']:.1f} | {r['rps']:,.0f} | {r['p99_ms']:.2f} |",
             flush=True,
         )
@@ -101,45 +131,29 @@ def curve_memory(pairs: dict[str, Pair], args: argparse.Namespace, tools: Path) 
 
 def curve_body(pairs: dict[str, Pair], args: argparse.Namespace, tools: Path) -> None:
     print(f"\n## body size (c={args.conc})", flush=True)
+    names = list(pairs)
     sizes = [int(s) for s in args.sizes.split(",")]
-    best: dict[tuple[str, int], dict[str, Any]] = {}
-    for order in turns(args.rounds):
+    best: dict[tuple[str, Any], dict[str, Any]] = {}
+    for order in turns(names, args.rounds):
         for size in sizes:
-            for kind in order:
-                r = load_point(pairs[kind], tools, args.conc, args.seconds, size, echo_path(size))
-                best[(kind, size)] = better(best.get((kind, size)), r)
-    print(
-        "| body | go rps | py rps | py/go | go p99 ms | py p99 ms | go CPU µs/call | "
-        "py CPU µs/call | go RSS c/s MB | py RSS c/s MB |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for size in sizes:
-        g, p = best[("go", size)], best[("py", size)]
-        print(
-            f"| {size:,} | {g['rps']:,.0f} | {p['rps']:,.0f} | {p['rps'] / g['rps']:.2f} | "
-            f"{g['p99_ms']:.2f} | {p['p99_ms']:.2f} | {g['cpu_us']:.0f} | {p['cpu_us']:.0f} | "
-            f"{g['rss_client']:.0f}/{g['rss_server']:.0f} | "
-            f"{p['rss_client']:.0f}/{p['rss_server']:.0f} |",
-            flush=True,
-        )
-        errors = sum(best[(k, size)]["errors"] + best[(k, size)]["exceptions"] for k in KINDS)
-        if errors:
-            print(f"  ({errors} errors or exceptions at {size} bytes)")
+            for name in order:
+                r = load_point(pairs[name], tools, args.conc, args.seconds, size, echo_path(size))
+                best[(name, size)] = better(best.get((name, size)), r)
+    table("body bytes", sizes, names, best)
 
 
 def curve_conns(pairs: dict[str, Pair], args: argparse.Namespace, tools: Path) -> None:
     print("\n## application connections to the client agent (100-byte calls)", flush=True)
+    names = list(pairs)
     counts = [int(n) for n in args.conns.split(",")]
-    best: dict[tuple[str, int], dict[str, Any]] = {}
-    for order in turns(args.rounds):
+    best: dict[tuple[str, Any], dict[str, Any]] = {}
+    for order in turns(names, args.rounds):
         for n in counts:
-            for kind in order:
-                pair = pairs[kind]
+            for name in order:
+                pair = pairs[name]
                 busy = min(n, 16)
                 before = pair.client.rss()
-                t0 = time.monotonic()
                 socks = hold_connections(pair.addr, n - busy, echo_path(100))
-                opened = time.monotonic() - t0
                 time.sleep(0.5)
                 held = pair.client.rss()
                 try:
@@ -148,24 +162,13 @@ def curve_conns(pairs: dict[str, Pair], args: argparse.Namespace, tools: Path) -
                     for s in socks:
                         s.close()
                 r["per_conn_kb"] = (held - before) * 1024 / (n - busy) if n > busy else 0.0
-                r["held_mb"] = held
-                r["open_s"] = opened
-                best[(kind, n)] = better(best.get((kind, n)), r)
+                best[(name, n)] = better(best.get((name, n)), r)
                 time.sleep(0.5)
+    table("connections", counts, names, best, (("KB per idle conn", "per_conn_kb"),))
     print(
-        "| connections | go rps | py rps | py/go | go p99 ms | py p99 ms | "
-        "go client RSS MB | py client RSS MB | go KB/idle conn | py KB/idle conn |"
+        "(motanload drives min(n, 16) connections; KB per idle connection: the client agent's "
+        "RSS with the idle ones open minus before they opened, divided by their number)"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n in counts:
-        g, p = best[("go", n)], best[("py", n)]
-        print(
-            f"| {n:,} | {g['rps']:,.0f} | {p['rps']:,.0f} | {p['rps'] / g['rps']:.2f} | "
-            f"{g['p99_ms']:.2f} | {p['p99_ms']:.2f} | {g['rss_client']:.1f} | "
-            f"{p['rss_client']:.1f} | {g['per_conn_kb']:.1f} | {p['per_conn_kb']:.1f} |",
-            flush=True,
-        )
-    print("(KB per idle connection: client agent RSS with them open minus before, divided)")
 
 
 CURVES = {"memory": curve_memory, "body": curve_body, "conns": curve_conns}
@@ -182,6 +185,13 @@ def main() -> int:
     parser.add_argument("--mem-conc", type=int, default=64)
     parser.add_argument("--sizes", default="100,4096,65536,1048576")
     parser.add_argument("--conns", default="1,100,1000,5000")
+    parser.add_argument(
+        "--py-variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE",
+        help="one more pair of our agents with VAR=VALUE in their environment",
+    )
     args = parser.parse_args()
     tools = Path(args.tools).resolve()
     problem = require_go_agent(args.go_agent) or require_go_tools(tools)
@@ -193,6 +203,14 @@ def main() -> int:
     if unknown:
         print(f"unknown curve {unknown[0]!r}; choose from {', '.join(CURVES)}", file=sys.stderr)
         return 2
+    variants: dict[str, dict[str, str]] = {}
+    for item in args.py_variant:
+        name, _, assignment = item.partition(":")
+        var, eq, value = assignment.partition("=")
+        if not name or not var or not eq:
+            print(f"--py-variant {item!r}: expected NAME:VAR=VALUE", file=sys.stderr)
+            return 2
+        variants[f"py/{name}"] = {var: value}
     sizes = sorted({100, *(int(s) for s in args.sizes.split(","))})
     work = Path(tempfile.mkdtemp(prefix="motanmesh-vs-go-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -201,6 +219,8 @@ def main() -> int:
         services = {echo_path(s): start_echo(tools, "x" * min(s, MAX_REPLY), procs) for s in sizes}
         for kind in KINDS:
             pairs[kind] = start_pair(kind, work, args.go_agent, services)
+        for name, env in variants.items():
+            pairs[name] = start_pair("py", work, args.go_agent, services, env=env, name=name)
         time.sleep(2.0)
         args.idle = {k: (p.client.rss(), p.server.rss()) for k, p in pairs.items()}
         print(

@@ -78,7 +78,7 @@ class Agent:
 class Pair:
     """A server agent and a client agent of one kind (``go`` or ``py``)."""
 
-    kind: str
+    name: str
     server: Agent
     client: Agent
     export: int
@@ -99,13 +99,19 @@ def agent_command(kind: str, go_agent: str, config: Path) -> list[str]:
             "127.0.0.1", "-log_level", "warning"]  # fmt: skip
 
 
-def launch(agent: Agent, go_agent: str, config_text: str, wait_for: int | None = None) -> None:
+def launch(
+    agent: Agent,
+    go_agent: str,
+    config_text: str,
+    wait_for: int | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
     """Start ``agent`` from ``config_text`` (in its own directory, where each kind writes its pid
     file and runtime files) and switch it on (``GET /200`` on its management port)."""
     agent.cwd.mkdir(parents=True, exist_ok=True)
     config = agent.cwd / "agent.yaml"
     config.write_text(config_text)
-    env = {**os.environ, "MOTAN_BIND_IP": "127.0.0.1"}
+    env = {**os.environ, "MOTAN_BIND_IP": "127.0.0.1", **(env or {})}
     agent.started = time.monotonic()
     agent.proc = subprocess.Popen(
         agent_command(agent.kind, go_agent, config),
@@ -120,14 +126,22 @@ def launch(agent: Agent, go_agent: str, config_text: str, wait_for: int | None =
 
 
 def start_pair(
-    kind: str, work: Path, go_agent: str, services: dict[str, int], registry: str | None = None
+    kind: str,
+    work: Path,
+    go_agent: str,
+    services: dict[str, int],
+    registry: str | None = None,
+    env: dict[str, str] | None = None,
+    name: str = "",
 ) -> Pair:
     """A pair whose server agent exports each ``path → echo port`` of ``services`` on one port
     and whose client agent refers to them through a ``direct`` registry (or the given
-    ``motan-registry`` entry text, named ``reg``)."""
+    ``motan-registry`` entry text, named ``reg``); ``env`` is added to the agents'
+    environment; ``name`` (default ``kind``) names the pair and its directory."""
+    name = name or kind
     ports = [free_port() for _ in range(5)]
-    server = Agent(kind, "server", work / kind / "server", ports[0], ports[1])
-    client = Agent(kind, "client", work / kind / "client", ports[2], ports[3])
+    server = Agent(kind, "server", work / name / "server", ports[0], ports[1])
+    client = Agent(kind, "client", work / name / "client", ports[2], ports[3])
     export = ports[4]
     log_dir = "log_dir: ./logs"
     if registry is None:
@@ -146,11 +160,11 @@ def start_pair(
         f"motan-agent: {{port: {client.port}, mport: {client.mport}, {log_dir}, "
         f"application: bench-client}}\n{c_reg}motan-refer:\n"
     ) + "".join(refer_yaml(f"r{i}", path, "reg") for i, path in enumerate(services))
-    pair = Pair(kind, server, client, export)
-    launch(server, go_agent, server_yaml, wait_for=export)
+    pair = Pair(name, server, client, export)
+    launch(server, go_agent, server_yaml, wait_for=export, env=env)
     assert server.proc is not None
     pair.procs.append(server.proc)
-    launch(client, go_agent, client_yaml)
+    launch(client, go_agent, client_yaml, env=env)
     assert client.proc is not None
     pair.procs.append(client.proc)
     return pair

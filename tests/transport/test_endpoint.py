@@ -21,6 +21,7 @@ from motanmesh.transport import (
     parse_address,
     raise_for_status,
 )
+from motanmesh.transport.writes import JOIN_LIMIT
 from motanmesh.wire.frame import (
     ERRTYPE_BIZ,
     FLAG_PROXY,
@@ -486,3 +487,23 @@ async def test_unix_socket_endpoint(tmp_path: Path) -> None:
 def test_needs_a_connection() -> None:
     with pytest.raises(ValueError):
         Endpoint("127.0.0.1:1", connections=0)
+
+
+async def test_large_frames_written_in_one_batch_arrive_whole(
+    held_server: tuple[MotanServer, Recorder, str],
+) -> None:
+    """Requests and answers far over the join limit, many per loop iteration (handed to the
+    transport without joining), each arrive whole and in order on one connection."""
+    server, recorder, address = held_server
+    ep = Endpoint(address, connections=1)
+    await ep.connect()
+    bodies = [bytes([i]) * (200_000 + i) for i in range(12)]
+    assert sum(map(len, bodies)) > 20 * JOIN_LIMIT
+    calls = [ep.request(req(2000 + i, body=b)) for i, b in enumerate(bodies)]
+    await until(lambda: len(recorder.held) == 12, "12 large requests held")
+    assert [f.body for f, _r, _c in recorder.held] == bodies
+    recorder.answer_all()  # all answers in one batch
+    got = await asyncio.gather(*calls)
+    assert [(f.request_id, f.body) for f in got] == [(2000 + i, b) for i, b in enumerate(bodies)]
+    assert server.connection_count == 1
+    await ep.close()

@@ -31,6 +31,7 @@ from motanmesh.transport.errors import (
     TransportError,
 )
 from motanmesh.transport.tls import ClientTls, TlsRefused
+from motanmesh.transport.writes import write_batch
 from motanmesh.wire.decoder import FrameDecoder
 from motanmesh.wire.errors import WireError
 from motanmesh.wire.frame import (
@@ -159,11 +160,10 @@ class _Connection(asyncio.Protocol):
         wbuf = self.wbuf
         if not wbuf:
             return
-        data = wbuf[0] if len(wbuf) == 1 else b"".join(wbuf)
-        wbuf.clear()
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            transport.write(data)
+            write_batch(transport, wbuf)
+        wbuf.clear()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses

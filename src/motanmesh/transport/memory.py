@@ -24,7 +24,7 @@ __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "release_memory", "tune_for_large
 #: buffers up to this size come from the heap instead of a mapping of their own
 MMAP_THRESHOLD: Final = 4 * 1024 * 1024
 #: free memory at the top of the heap kept for the next buffers instead of given back
-TRIM_THRESHOLD: Final = 8 * 1024 * 1024
+TRIM_THRESHOLD: Final = 32 * 1024 * 1024
 _M_TRIM_THRESHOLD: Final = -1
 _M_MMAP_THRESHOLD: Final = -3
 #: environment variables with which glibc takes the same settings from the operator

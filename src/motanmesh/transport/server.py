@@ -51,6 +51,7 @@ from motanmesh.transport.tls import (
     TlsRefused,
     tcp_socket,
 )
+from motanmesh.transport.writes import write_batch
 from motanmesh.wire.decoder import FrameDecoder
 from motanmesh.wire.errors import FrameTooLargeError, V1Error, WireError
 from motanmesh.wire.frame import (
@@ -347,7 +348,7 @@ class ServerConnection(asyncio.Protocol):
             self._batch = None
             transport = self._transport
             if batch and transport is not None and not transport.is_closing():
-                transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+                write_batch(transport, batch)
         if (
             self.in_flight >= self._max_pending or self._pending_bytes >= self._max_pending_bytes
         ) and not self._pause_pending:
@@ -417,11 +418,10 @@ class ServerConnection(asyncio.Protocol):
         wbuf = self._wbuf
         if not wbuf:
             return
-        data = wbuf[0] if len(wbuf) == 1 else b"".join(wbuf)
-        wbuf.clear()
         transport = self._transport
         if transport is not None and not transport.is_closing():
-            transport.write(data)
+            write_batch(transport, wbuf)
+        wbuf.clear()
 
     def _on_wire_error(self, error: WireError) -> None:
         transport = self._transport

@@ -205,13 +205,27 @@ async def test_one_way_tls_gives_no_identity(pki: Pki) -> None:
 async def test_a_client_that_never_sends_a_first_byte_is_closed_by_the_read_timeout(
     pki: Pki,
 ) -> None:
-    limits = ServerLimits(read_timeout=0.2)
-    server, _handler, address = await tls_server(pki, mode="permissive", limits=limits)
+    server, _handler, address = await tls_server(pki, limits=ServerLimits(read_timeout=0.2))
     silent = await RawClient.open(address)
     assert await silent.closed_by_peer()
     assert server.limit_hits["readTimeout"] == 1
     assert server.tls_waiting == 0
     await silent.close()
+    await server.close(deadline=0)
+
+
+async def test_permissive_port_serves_a_quiet_plain_client_after_the_read_timeout(
+    pki: Pki,
+) -> None:
+    limits = ServerLimits(read_timeout=0.1)
+    server, handler, address = await tls_server(pki, mode="permissive", limits=limits)
+    quiet = await RawClient.open(address)  # a Motan2 pool connection, idle at first
+    await until(lambda: server.tls_connections["plain"] == 1, "made a plain connection")
+    assert server.tls_waiting == 0
+    assert (await call(quiet, 4)).request_id == 4
+    assert handler.seen == [""]
+    assert server.limit_hits["readTimeout"] == 0
+    await quiet.close()
     await server.close(deadline=0)
 
 
@@ -272,4 +286,35 @@ async def test_an_endpoint_connects_with_tls_and_checks_the_trust_domain(pki: Pk
     with pytest.raises(ConnectError, match=r"spiffe://x\.y/"):
         await wary.call(req(6))
     await wary.close()
+    await server.close(deadline=0)
+
+
+# ---------------------------------------------------------------------------- reload
+
+
+async def test_renewed_certificates_serve_new_connections_and_leave_open_ones_alone(
+    pki: Pki,
+) -> None:
+    config = pki.config("renewed", mode="strict", reloadInterval="50")
+    material = TlsMaterial(config)
+    server = MotanServer(echo, tls=ServerPolicy(material))
+    host, port = await server.listen_tcp()
+    address = f"{host}:{port}"
+    ctx = client_context(pki, *pki.issue("client"))
+    before = await open_tls(address, ctx)
+    old = before.writer.get_extra_info("ssl_object").getpeercert()
+    assert (await call(before, 1)).request_id == 1
+    # the certificate is renewed on disk: new key, new serial, same paths
+    pki.issue("renewed")
+    await until(lambda: material.refresh() or material.reloads == 1, "the new files loaded")
+    after = await open_tls(address, ctx)
+    new = after.writer.get_extra_info("ssl_object").getpeercert()
+    assert new["serialNumber"] != old["serialNumber"]
+    assert ("URI", f"spiffe://{TRUST_DOMAIN}/app/renewed") in new["subjectAltName"]
+    # the connection made before keeps working on its own session
+    assert (await call(before, 2)).request_id == 2
+    assert (await call(after, 3)).request_id == 3
+    assert server.tls_connections["tls"] == 2
+    for c in (before, after):
+        await c.close()
     await server.close(deadline=0)

@@ -510,6 +510,7 @@ class Cluster:
                     "available": ep.available,
                     "errorCount": ep.endpoint.error_count,
                     "inFlight": ep.in_flight,
+                    "tls": ep.endpoint.tls is not None,
                 }
                 for ep in self.endpoints.values()
             ],

@@ -11,7 +11,9 @@ plaintext is refused. This works on uvloop and on asyncio's own loop.
 
 The port's limits still hold before the connection exists: sockets waiting for their first
 byte or in a handshake count towards ``max_connections``; a first byte that does not come
-within ``read_timeout`` closes the socket (``readTimeout``); a handshake that does not finish
+within ``read_timeout`` closes the socket in strict mode (``readTimeout``: a TLS client
+speaks first) and, in permissive mode, makes it a plaintext connection (a Motan2 client's
+idle pool connection, kept as a plaintext port keeps it); a handshake that does not finish
 within ``ServerTls.handshake_timeout`` is refused (``handshakeTimeout``). Every refusal is
 counted by reason (:data:`REFUSAL_REASONS`, ``MotanServer.tls_refused``) and logged at most
 once per interval per reason. Plaintext servers (no ``ServerTls``) do none of this.
@@ -204,9 +206,15 @@ class TlsListener:
                 incoming.timer = server.clock.call_later(timeout, self._silent, incoming)
 
     def _silent(self, incoming: _Incoming) -> None:
-        """No first byte within the read timeout."""
+        """No first byte within the read timeout: a TLS client speaks first, so in strict
+        mode the socket is closed; in permissive mode it is a plain Motan2 client whose pool
+        connection is idle, served as on a plaintext port."""
         incoming.timer = None
         if incoming.task is not None or incoming not in self._incoming:
+            return
+        if not self._tls.strict:
+            self._loop.remove_reader(incoming.sock.fileno())
+            incoming.task = self._loop.create_task(self._establish(incoming, None))
             return
         timeout = self._server.limits.read_timeout or 0
         self._server.hit(

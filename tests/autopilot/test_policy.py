@@ -155,3 +155,15 @@ def test_no_demand_returns_everything_home() -> None:
     out = step(service(hold=0, cooldown=0), {A: 0, B: 10}, {A: {A: 80, B: 20}}, memory, 100.0)
     assert out[A].rule == "return"
     assert out[A].after == {A: 100}
+
+
+def test_a_wobbling_surge_is_not_moved_back_before_it_passes() -> None:
+    # +-25% noise around 115% of capacity: the need swings between 40% and 60%, but traffic
+    # goes back only once the demand level is under the warning level
+    rng = random.Random(11)
+    surge = [{A: 115 * rng.uniform(0.75, 1.25), B: 10} for _ in range(60)]
+    fall = [{A: 35.0 * rng.uniform(0.9, 1.1), B: 10} for _ in range(40)]
+    moved, rules = run(service(hold=5.0, cooldown=1.0, max_share=0.6), surge + fall)
+    assert max(moved[:60]) >= 40
+    assert direction_changes(moved) == 1
+    assert moved[-1] == 0 and "return" in rules[60:]

@@ -15,8 +15,10 @@ Shares are whole percentages (what ``mergeGroups`` weights can express). For eac
   to one ``stepLimit`` towards the need, within the room (less the hysteresis once traffic
   moves), unless traffic was moved back less than ``cooldown`` seconds ago. Once traffic
   moves, a raise smaller than the hysteresis is not made.
-* **return**: need < f - ``hysteresis``: move back up to one step, but only once ``hold``
-  seconds have passed since the last shift and ``cooldown`` since the last change.
+* **return**: need < f - ``hysteresis``: move back up to one step, but only once A's
+  demand level is no longer over the warning level (the surge has passed: a demand that
+  wobbles around its peak does not move traffic back and forth), ``hold`` seconds have
+  passed since the last shift and ``cooldown`` since the last change.
 
 The share sent away is divided between the receivers in proportion to their room. Nothing here
 reads a clock or does I/O: ``now`` is given, :class:`Memory` carries the times of changes.
@@ -171,7 +173,11 @@ def decide(
                     rule = "shift"
                     detail = f"{level} > warning {policy.warning:g}; need {need}% moved"
         elif need < f - hysteresis or (need == 0 < f):
-            if now - mem.last_raise < policy.hold:
+            if over:
+                # the surge has not passed: noise in the demand must not move traffic back
+                # and forth (the split changes direction once per surge)
+                detail = f"{level} > warning; keeping {f}% moved until the surge passes"
+            elif now - mem.last_raise < policy.hold:
                 rule, detail = "hold", f"{level}; holding the shift for {policy.hold:g}s"
             elif now - max(mem.last_raise, mem.last_lower) < policy.cooldown:
                 rule, detail = "cooldown", f"{level}; waiting {policy.cooldown:g}s between steps"

@@ -40,11 +40,17 @@ from motanmesh.autopilot.chart import chart_svg
 from motanmesh.demo.ports import reserve_port
 from motanmesh.sdk.client import MotanClient
 
-__all__ = ["QUICK", "STANDARD", "Phase", "Sample", "Scenario", "Summary", "main"]
+__all__ = ["QUICK", "STANDARD", "Failure", "Phase", "Sample", "Scenario", "Summary", "main"]
 
 SERVICE = "com.weibo.motan.demo.service.MotanDemoService"
 GROUPS = {"a": "demo-rpc-a", "b": "demo-rpc-b"}
 WARNING, TARGET = 0.8, 0.6
+# The SLO guard: a saturated demo service queues calls up to ``max_wait`` (3 s) before it
+# refuses them, so a real overload drives the p99 latency towards 3 s and keeps it there.
+# A CPU stall of one process on a busy machine shows as a p99 of about the stall's length
+# (rarely over 1 s) for one telemetry window (3 s). The limit sits well above the stalls
+# and the breach must last longer than a window.
+P99_LIMIT, SLO_SUSTAIN = 2.0, 5.0
 READY = {"agent": "motanmesh agent ready:", "service": "demo-service listening on"}
 
 
@@ -59,19 +65,24 @@ class Phase:
     b: float = 0.2
 
 
+# A surges to 110% of its capacity while B runs at 10%: the need (46% of A's calls moved,
+# to bring A to the target level) leaves B well under its own warning level (74%), so that
+# noise in the measured rates cannot make the receiver look full. (With B at 20% and A at
+# 120%, need and room were both 50%: every wobble of the rates lowered and raised the split.)
+SURGE, B_LEVEL = 1.1, 0.1
 STANDARD = (
-    Phase(15, 0.4, 0.4),
-    Phase(15, 0.4, 1.2),
-    Phase(30, 1.2, 1.2),
-    Phase(5, 1.2, 0.35),
-    Phase(45, 0.35, 0.35),
+    Phase(15, 0.4, 0.4, B_LEVEL),
+    Phase(15, 0.4, SURGE, B_LEVEL),
+    Phase(30, SURGE, SURGE, B_LEVEL),
+    Phase(5, SURGE, 0.35, B_LEVEL),
+    Phase(45, 0.35, 0.35, B_LEVEL),
 )
 QUICK = (
-    Phase(8, 0.4, 0.4),
-    Phase(10, 0.4, 1.2),
-    Phase(18, 1.2, 1.2),
-    Phase(3, 1.2, 0.35),
-    Phase(40, 0.35, 0.35),
+    Phase(8, 0.4, 0.4, B_LEVEL),
+    Phase(10, 0.4, SURGE, B_LEVEL),
+    Phase(18, SURGE, SURGE, B_LEVEL),
+    Phase(3, SURGE, 0.35, B_LEVEL),
+    Phase(40, 0.35, 0.35, B_LEVEL),
 )
 
 
@@ -100,6 +111,39 @@ class Sample:
     moved: int  # % of A's calls sent to B by the command in force
     level_a: float = 0.0
     level_b: float = 0.0
+    p99_a: float = 0.0  # p99 latency (s) at each IDC's server agent, over the window
+    p99_b: float = 0.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed call: when it was sent (s since the start), how long it took, from which
+    IDC's application, and why."""
+
+    t: float
+    took: float
+    idc: str
+    reason: str
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:160]
+
+
+def failure_report(failures: list[Failure], limit: int = 20) -> list[str]:
+    """The failed calls grouped by reason (count, first and last time), then the first few."""
+    by_reason: dict[str, list[Failure]] = {}
+    for f in failures:
+        by_reason.setdefault(f.reason, []).append(f)
+    lines = [
+        f"{len(fs)} x {reason} (sent t={fs[0].t:.1f}s..{fs[-1].t:.1f}s, IDC "
+        f"{','.join(sorted({f.idc for f in fs}))}, took up to {max(f.took for f in fs):.1f}s)"
+        for reason, fs in sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+    ]
+    lines += [
+        f"  t={f.t:.2f}s took {f.took:.2f}s IDC {f.idc}: {f.reason}" for f in failures[:limit]
+    ]
+    return lines
 
 
 @dataclass
@@ -112,6 +156,7 @@ class Summary:
     failed: int = 0
     direction_changes: int = 0
     max_moved: int = 0
+    max_p99: tuple[float, float] = (0.0, 0.0)  # the highest p99 seen in A and in B, seconds
 
     @property
     def failure_ratio(self) -> float:
@@ -129,6 +174,8 @@ class Summary:
             f"{since(self.home_at, self.fell_at)} later",
             f"calls: {self.calls}, failed: {self.failed} ({self.failure_ratio:.3%}); "
             f"the split changed direction {self.direction_changes} time(s)",
+            f"highest p99 latency: A {self.max_p99[0] * 1000:.0f}ms, "
+            f"B {self.max_p99[1] * 1000:.0f}ms (SLO guard at {P99_LIMIT * 1000:.0f}ms)",
         ]
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +189,7 @@ class Summary:
             "failureRatio": self.failure_ratio,
             "directionChanges": self.direction_changes,
             "maxMoved": self.max_moved,
+            "maxP99": list(self.max_p99),
         }
 
 
@@ -160,13 +208,27 @@ def summarize(samples: list[Sample], phases: tuple[Phase, ...]) -> Summary:
         summary.calls += s.ok + s.failed
         summary.failed += s.failed
         summary.max_moved = max(summary.max_moved, s.moved)
+        summary.max_p99 = (max(summary.max_p99[0], s.p99_a), max(summary.max_p99[1], s.p99_b))
     steps = [b.moved - a.moved for a, b in itertools.pairwise(samples)]
     signs = [d > 0 for d in steps if d != 0]
     summary.direction_changes = sum(1 for x, y in itertools.pairwise(signs) if x != y)
     return summary
 
 
-def server_agent_yaml(name: str, ports: dict[str, int], registry: dict[str, Any]) -> str:
+def timeouts(max_wait: float) -> tuple[int, int]:
+    """(server agent, client agent) ``requestTimeout`` in ms for demo services that queue a
+    call up to ``max_wait`` seconds: each hop waits longer than the one behind it, so that an
+    overload shows as latency and then as the service's own refusals (503), never as a hop
+    giving up first. (With the default 1000 ms, calls queued over 1 s failed as ``channel
+    call error ... timed out`` at the server agent, and ten of those in a row marked the
+    server agent down at the client agent: ``no available endpoints``.)"""
+    server = round((max_wait + 1.0) * 1000)
+    return server, server + 2000
+
+
+def server_agent_yaml(
+    name: str, ports: dict[str, int], registry: dict[str, Any], max_wait: float
+) -> str:
     doc = {
         "motan-agent": {
             "port": ports["port"],
@@ -187,13 +249,16 @@ def server_agent_yaml(name: str, ports: dict[str, int], registry: dict[str, Any]
                 "export": f"motan2:{ports['export']}",
                 "proxy": f"motan2:{ports['service']}",
                 "filter": "metrics",
+                "requestTimeout": timeouts(max_wait)[0],
             }
         },
     }
     return json.dumps(doc, indent=1)
 
 
-def client_agent_yaml(name: str, ports: dict[str, int], registry: dict[str, Any]) -> str:
+def client_agent_yaml(
+    name: str, ports: dict[str, int], registry: dict[str, Any], max_wait: float
+) -> str:
     doc = {
         "motan-agent": {
             "port": ports["port"],
@@ -211,7 +276,7 @@ def client_agent_yaml(name: str, ports: dict[str, int], registry: dict[str, Any]
                 "registry": "reg",
                 "path": SERVICE,
                 "group": GROUPS[name],
-                "requestTimeout": 5000,
+                "requestTimeout": timeouts(max_wait)[1],
             }
         },
     }
@@ -242,7 +307,7 @@ def autopilot_yaml(registry: dict[str, Any], capacity: float, console_port: int)
                     "cooldown": 3,
                     "hysteresis": 0.05,
                 },
-                "slo": {"errorRatio": 0.02, "sustain": 3},
+                "slo": {"p99": P99_LIMIT, "errorRatio": 0.02, "sustain": SLO_SUSTAIN},
             }
         ],
     }
@@ -259,6 +324,7 @@ class Scenario:
     console_port: int = 0
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ports = {
@@ -314,10 +380,10 @@ class Scenario:
                 str(self.max_wait),
             )
             server = self.workdir / f"server-{name}.yaml"
-            server.write_text(server_agent_yaml(name, ports, registry))
+            server.write_text(server_agent_yaml(name, ports, registry, self.max_wait))
             client = self.workdir / f"client-{name}.yaml"
             client_ports = {"port": ports["cport"], "mport": ports["cm"]}
-            client.write_text(client_agent_yaml(name, client_ports, registry))
+            client.write_text(client_agent_yaml(name, client_ports, registry, self.max_wait))
             self.spawn(f"server-{name}", "agent", "-c", str(server))
             self.spawn(f"client-{name}", "agent", "-c", str(client))
         for name in GROUPS:
@@ -368,14 +434,20 @@ class Scenario:
         """Open-loop calls into IDC ``name``'s client agent at the profile's rate."""
         address = f"127.0.0.1:{self.ports[name]['cport']}"
         in_flight: set[asyncio.Task[None]] = set()
-        async with MotanClient(address, application=f"demo-app-{name}", timeout=8.0) as client:
+        timeout = timeouts(self.max_wait)[1] / 1000 + 2.0
+        async with MotanClient(address, application=f"demo-app-{name}", timeout=timeout) as client:
 
             async def one() -> None:
+                sent = time.monotonic()
                 try:
                     await client.call(SERVICE, "hello", "autopilot", group=GROUPS[name])
                     counts[name][0] += 1
-                except Exception:
+                except Exception as exc:
                     counts[name][1] += 1
+                    now = time.monotonic()
+                    self.failures.append(
+                        Failure(round(sent - start, 2), round(now - sent, 2), name, describe(exc))
+                    )
 
             next_at = time.monotonic()
             while not stop.is_set():
@@ -390,7 +462,7 @@ class Scenario:
                 if delay > 0:
                     await asyncio.sleep(delay)
             if in_flight:
-                await asyncio.wait(in_flight, timeout=6.0)
+                await asyncio.wait(in_flight, timeout=timeout + 1.0)
 
     async def run(self, on_sample: Any = None) -> Summary:
         """Drive the load through the phases; sample once a second."""
@@ -419,6 +491,8 @@ class Scenario:
                     moved=self.moved(state),
                     level_a=float(levels.get(GROUPS["a"], {}).get("level", 0.0)),
                     level_b=float(levels.get(GROUPS["b"], {}).get("level", 0.0)),
+                    p99_a=float(levels.get(GROUPS["a"], {}).get("p99") or 0.0),
+                    p99_b=float(levels.get(GROUPS["b"], {}).get("p99") or 0.0),
                 )
                 seen = [ok, failed]
                 self.samples.append(sample)
@@ -468,12 +542,17 @@ def timeline_line(s: Sample) -> str:
     return (
         f"t={s.t:5.1f}s  demand A {s.want_a:4.0%} B {s.want_b:4.0%}  "
         f"level A {s.level_a:4.0%} B {s.level_b:4.0%}  A->B {s.moved:3d}%  "
+        f"p99 A {s.p99_a * 1000:4.0f}ms B {s.p99_b * 1000:4.0f}ms  "
         f"calls {s.ok:3d} ok {s.failed:3d} failed"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="motanmesh-demo-autopilot", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="motanmesh demo autopilot",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--registry", default="embedded", help="embedded or zookeeper://h:p")
     parser.add_argument("--capacity", type=float, default=40.0, help="calls/s per IDC (40)")
     parser.add_argument("--quick", action="store_true", help="a shorter profile (~80 s)")
@@ -505,6 +584,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in summary.lines():
         print(line)
+    if scenario.failures:
+        print("failed calls:")
+        for line in failure_report(scenario.failures):
+            print(f"  {line}")
     print(f"picture: {Path(args.picture).resolve()}")
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)

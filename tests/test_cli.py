@@ -37,3 +37,8 @@ def test_help_lists_every_subcommand() -> None:
     for name in SUBCOMMANDS:
         assert name in text
     assert "'aiohttp'" in _probe(None)  # the full parser does load them all
+
+
+def test_the_demo_subcommand_loads_its_demo_only_when_run() -> None:
+    # the autopilot scenario (and its libraries) is imported by ``demo autopilot`` itself
+    assert _probe("demo") == "[] ['motanmesh.cli.demo']"

@@ -17,7 +17,7 @@ from typing import Final
 from motanmesh import __version__
 
 #: modules under ``motanmesh.cli`` that provide a subcommand, in the order ``--help`` lists them
-SUBCOMMANDS: Final = ("agent", "autopilot", "ca", "call", "ctl", "decode", "demo-service")
+SUBCOMMANDS: Final = ("agent", "autopilot", "ca", "call", "ctl", "decode", "demo", "demo-service")
 
 RunFunction = Callable[[argparse.Namespace], int]
 

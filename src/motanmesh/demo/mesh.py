@@ -237,7 +237,11 @@ async def burst(client: MotanClient, calls: int) -> tuple[int, Counter[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="motanmesh-demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="motanmesh demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="motanmesh-demo-"))

@@ -1,6 +1,7 @@
-"""Two ``motanmesh autopilot`` processes on ZooKeeper: one leads and writes; when it is
-killed (SIGKILL: no clean-up, its session must expire) the other takes over and finishes the
-job, and every write in the registry's audit trail was made by the leader of the moment."""
+"""Two ``motanmesh autopilot`` processes on ZooKeeper, then on etcd: one leads and writes;
+when it is killed (SIGKILL: no clean-up, its ZooKeeper session or etcd lease must expire) the
+other takes over and finishes the job, and every write in the registry's audit trail was made
+by the leader of the moment."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import yaml
 
 from motanmesh.autopilot.decisions import read_decisions
 from motanmesh.control.audit import AuditTrail, CommandTarget
+from motanmesh.registry.base import Registry
+from motanmesh.registry.etcd import EtcdRegistry
 from motanmesh.registry.zookeeper import ZookeeperRegistry
 from motanmesh.url import URL
 from tests.autopilot.helpers import (
@@ -28,23 +31,37 @@ from tests.autopilot.helpers import (
     wait_for,
 )
 from tests.e2e.harness import Mesh, Process, free_port
-from tests.servers import servers_required
+from tests.servers import missing_server
+from tests.servers.etcd import EtcdServer, etcd_binary
 from tests.servers.zookeeper import ZooKeeperServer, zookeeper_missing
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def zookeeper() -> Iterator[ZooKeeperServer]:
-    reason = zookeeper_missing()
-    if reason is not None:
-        if servers_required():
-            pytest.fail(f"ZooKeeper is required here: {reason}")
-        pytest.skip(reason)
-    server = ZooKeeperServer()
-    server.start()
-    yield server
-    server.close()
+@pytest.fixture(params=["zookeeper", "etcd"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, URL]]:
+    """A real registry server: (the autopilot's ``registry`` value, its URL)."""
+    if request.param == "zookeeper":
+        reason = zookeeper_missing()
+        if reason is not None:
+            missing_server(f"ZooKeeper is required here: {reason}")
+        zookeeper = ZooKeeperServer()
+        zookeeper.start()
+        yield f"zookeeper://{zookeeper.hosts}", URL("zookeeper", "127.0.0.1", zookeeper.port)
+        zookeeper.close()
+        return
+    if etcd_binary() is None:
+        missing_server("etcd is required here (Debian's etcd-server or MOTANMESH_ETCD)")
+    etcd = EtcdServer(tmp_path / "etcd")
+    etcd.start()
+    yield f"etcd://{etcd.address}", URL("etcd", "127.0.0.1", etcd.client_port)
+    etcd.stop()
+
+
+def open_registry(url: URL) -> Registry:
+    if url.protocol == "zookeeper":
+        return ZookeeperRegistry(url)
+    return EtcdRegistry(url)
 
 
 @pytest.fixture
@@ -55,9 +72,9 @@ async def agent() -> AsyncIterator[MetricsAgent]:
     await metrics.close()
 
 
-def config(tmp: Path, name: str, zk: ZooKeeperServer, agent: MetricsAgent, port: int) -> Path:
+def config(tmp: Path, name: str, registry: str, agent: MetricsAgent, port: int) -> Path:
     doc: dict[str, Any] = {
-        "registry": f"zookeeper://{zk.hosts}",
+        "registry": registry,
         "name": "failover",
         "interval": 0.3,
         "window": 1.5,
@@ -90,7 +107,7 @@ def leader(port: int) -> bool:
         return False
 
 
-async def moved(registry: ZookeeperRegistry) -> int:
+async def moved(registry: Registry) -> int:
     raw = await registry.get_command(GROUP_A)
     if not raw:
         return 0
@@ -104,16 +121,17 @@ async def moved(registry: ZookeeperRegistry) -> int:
 
 
 async def test_the_follower_takes_over_when_the_leader_is_killed(
-    tmp_path: Path, zookeeper: ZooKeeperServer, agent: MetricsAgent
+    tmp_path: Path, server: tuple[str, URL], agent: MetricsAgent
 ) -> None:
     mesh = Mesh(tmp_path)
-    registry = ZookeeperRegistry(URL("zookeeper", "127.0.0.1", zookeeper.port))
+    address, url = server
+    registry = open_registry(url)
     await registry.start()
     ports = {"one": free_port(), "two": free_port()}
     procs: dict[str, Process] = {}
     try:
         for name in ("one", "two"):
-            path = config(tmp_path, name, zookeeper, agent, ports[name])
+            path = config(tmp_path, name, address, agent, ports[name])
             procs[name] = mesh.spawn(f"autopilot-{name}", "autopilot", "-c", str(path))
             await asyncio.to_thread(procs[name].wait_output, "motanmesh autopilot ready:")
             if name == "one":
@@ -145,7 +163,7 @@ async def test_the_follower_takes_over_when_the_leader_is_killed(
     assert follower_rounds and not any(d.written for d in follower_rounds)
 
 
-async def _at_least(registry: ZookeeperRegistry, share: int) -> bool:
+async def _at_least(registry: Registry, share: int) -> bool:
     return await moved(registry) >= share
 
 
@@ -157,5 +175,5 @@ async def _logged_home(path: Path) -> bool:
     return any(d.written and d.after == {GROUP_A: 100} for d in read_decisions(path))
 
 
-async def _home(registry: ZookeeperRegistry) -> bool:
+async def _home(registry: Registry) -> bool:
     return await registry.get_command(GROUP_A) == '{"clientCommandList":[]}'

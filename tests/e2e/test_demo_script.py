@@ -30,3 +30,25 @@ def test_scripts_demo_succeeds() -> None:
     assert lines[-1] == "demo succeeded", result.stdout
     assert "200 calls while both instances are up: 200 succeeded" in result.stdout
     assert "exit codes: [0, 0, 0, 0, 0]" in result.stdout
+
+
+def test_the_demo_runs_with_mutual_tls() -> None:
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "demo"), "--tls"],
+        cwd=REPO_ROOT,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a bound for a hang only (see above)
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert out.splitlines()[-1] == "demo succeeded", out
+    assert "motanmesh ca init" in out
+    assert "200 calls while both instances are up: 200 succeeded" in out
+    for name in ("a", "b"):
+        assert f"server agent {name} (spiffe://motanmesh.demo/app/demo-server-{name}):" in out
+    assert "0 plaintext, refused none" in out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -40,7 +41,27 @@ def free_port() -> int:
     return reserve_port()
 
 
-def server_agent_yaml(name: str, ports: dict[str, int], registry: Path) -> str:
+TRUST_DOMAIN = "motanmesh.demo"
+
+
+def tls_yaml(pki: Path | None, app: str, mode: str = "") -> str:
+    """The ``tls.*`` keys of ``motan-agent`` for ``app`` (nothing without ``pki``)."""
+    if pki is None:
+        return ""
+    lines = [
+        f"  tls.cert: {pki / (app + '.pem')}",
+        f"  tls.key: {pki / (app + '-key.pem')}",
+        f"  tls.ca: {pki / 'ca.pem'}",
+        f"  tls.trustDomain: {TRUST_DOMAIN}",
+    ]
+    if mode:
+        lines.insert(0, f"  tls.mode: {mode}")
+    return "\n".join(lines) + "\n"
+
+
+def server_agent_yaml(
+    name: str, ports: dict[str, int], registry: Path, pki: Path | None = None
+) -> str:
     return f"""\
 motan-agent:
   port: {ports["port"]}
@@ -51,7 +72,7 @@ motan-agent:
   runtime_dir: ./{name}-runtime
   pidfile: ./{name}.pid
   drainTime: 1
-motan-registry:
+{tls_yaml(pki, f"demo-server-{name}", "strict")}motan-registry:
   local:
     protocol: embedded
     address: {registry}
@@ -65,7 +86,7 @@ motan-service:
 """
 
 
-def client_agent_yaml(ports: dict[str, int], registry: Path) -> str:
+def client_agent_yaml(ports: dict[str, int], registry: Path, pki: Path | None = None) -> str:
     return f"""\
 motan-agent:
   port: {ports["port"]}
@@ -75,7 +96,7 @@ motan-agent:
   runtime_dir: ./client-runtime
   pidfile: ./client.pid
   drainTime: 1
-motan-registry:
+{tls_yaml(pki, "demo-client")}motan-registry:
   local:
     protocol: embedded
     address: {registry}
@@ -94,8 +115,10 @@ motan-refer:
 class Mesh:
     """The processes of the demo and their ports."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, tls: bool = False) -> None:
         self.workdir = workdir
+        #: the certificates of every agent (``motanmesh ca``) when the demo runs with mTLS
+        self.pki = workdir / "pki" if tls else None
         self.registry = workdir / "registry.db"
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.instances: dict[str, dict[str, int]] = {
@@ -110,14 +133,28 @@ class Mesh:
         proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append((name, proc))
 
+    def make_certificates(self) -> None:
+        """``motanmesh ca init`` and one ``motanmesh ca issue`` per agent."""
+        assert self.pki is not None
+        pki = str(self.pki)
+        cli = [sys.executable, "-m", "motanmesh.cli", "ca"]
+        steps = [["init", "--dir", pki, "--trust-domain", TRUST_DOMAIN]]
+        for app in ("demo-server-a", "demo-server-b", "demo-client"):
+            steps.append(["issue", "--dir", pki, "--app", app])
+        for step in steps:
+            subprocess.run([*cli, *step], capture_output=True, check=True)
+            say("  motanmesh ca " + " ".join(step))
+
     def start(self) -> None:
+        if self.pki is not None:
+            self.make_certificates()
         for name, ports in self.instances.items():
             self.spawn(f"service-{name}", "demo-service", "--port", str(ports["service"]))
             cfg = self.workdir / f"server-agent-{name}.yaml"
-            cfg.write_text(server_agent_yaml(name, ports, self.registry))
+            cfg.write_text(server_agent_yaml(name, ports, self.registry, self.pki))
             self.spawn(f"server-agent-{name}", "agent", "-c", str(cfg))
         cfg = self.workdir / "client-agent.yaml"
-        cfg.write_text(client_agent_yaml(self.client, self.registry))
+        cfg.write_text(client_agent_yaml(self.client, self.registry, self.pki))
         self.spawn("client-agent", "agent", "-c", str(cfg))
         for name, ports in self.instances.items():
             wait_port(ports["service"], f"demo service {name}")
@@ -208,6 +245,24 @@ async def drive(mesh: Mesh) -> dict[str, Any]:
     return results
 
 
+def show_tls(mesh: Mesh) -> bool:
+    """Print what each server agent's TLS port saw; True when every connection was TLS."""
+    say("\nmutual TLS on the export ports:")
+    good = True
+    for name, ports in mesh.instances.items():
+        _code, body = mesh.management(ports["mport"], "/runtime/info?keys=servers")
+        servers = json.loads(body)["servers"]
+        tls = servers["agentPortServer"][str(ports["export"])]["tls"]
+        refused = {k: v for k, v in tls["refused"].items() if v}
+        say(
+            f"  server agent {name} ({servers['tls'].get('identity', '?')}): "
+            f"{tls['connections']['tls']} TLS connections, {tls['connections']['plain']} "
+            f"plaintext, refused {refused or 'none'}"
+        )
+        good = good and tls["connections"]["tls"] > 0 and tls["connections"]["plain"] == 0
+    return good
+
+
 def describe(served: Counter[str], mesh: Mesh) -> str:
     names = {f"127.0.0.1:{p['export']}": f"server agent {n}" for n, p in mesh.instances.items()}
     return ", ".join(f"{names.get(addr, addr)} {count}" for addr, count in sorted(served.items()))
@@ -243,11 +298,19 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="mutual TLS between the agents (certificates from motanmesh ca; export ports "
+        "in strict mode)",
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="motanmesh-demo-"))
-    mesh = Mesh(workdir)
+    mesh = Mesh(workdir, tls=args.tls)
     say(f"motanmesh demo: run directory {workdir}")
     say("starting: 2 demo services, 2 server agents, 1 client agent (embedded registry)")
+    if args.tls:
+        say("with mutual TLS between the agents (export ports strict):")
     try:
         mesh.start()
         for name, ports in mesh.instances.items():
@@ -260,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.5)
         mesh.check_alive()
         results = asyncio.run(drive(mesh))
+        if mesh.pki is not None:
+            results["tls"] = show_tls(mesh)
         mesh.check_alive()
     finally:
         say("\nstopping (SIGTERM: drain, then exit)")
@@ -278,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         and results["after_503_ok"] == 200
         and len(results["balanced"]) == 2
         and a_export not in results["after_503"]
+        and results.get("tls", True)
     )
     say("demo " + ("succeeded" if good else "FAILED"))
     return 0 if good else 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -16,7 +17,7 @@ from motanmesh.config.loader import load_config
 from motanmesh.config.model import Config
 from motanmesh.config.overrides import apply_overrides
 from motanmesh.transport.loop import install as install_loop
-from motanmesh.transport.memory import tune_for_large_buffers
+from motanmesh.transport.memory import release_memory, tune_for_large_buffers
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(config: Config, *, recover: bool) -> int:
     agent = Agent(config, recover=recover)
     await agent.start()
+    # what starting left behind (the configuration's documents, import-time garbage) is
+    # freed and its pages given back before serving
+    gc.collect()
+    release_memory()
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 

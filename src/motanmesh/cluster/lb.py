@@ -38,14 +38,16 @@ import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from motanmesh.cluster.errors import UnknownExtensionError
-from motanmesh.cluster.hashring import HashRing
 from motanmesh.cluster.stats import Ewma
 from motanmesh.cluster.types import EndpointLike
 from motanmesh.url import URL
 from motanmesh.wire.frame import Frame
+
+if TYPE_CHECKING:
+    from motanmesh.cluster.hashring import HashRing
 
 __all__ = [
     "CONSISTENT_HASH_KEY",
@@ -295,6 +297,8 @@ class ConsistentHashLoadBalancer(LoadBalancer):
         load = self.DEFAULT_LOAD
         if self.url is not None:
             load = self.url.get_float("consistentHashKey.load", load)
+        from motanmesh.cluster.hashring import HashRing  # noqa: PLC0415 - only when used
+
         self._ring = HashRing(members, partitions=self._partitions(n), replicas=replica, load=load)
 
     def select(self, frame: Frame) -> EndpointLike | None:

@@ -33,7 +33,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -131,7 +130,7 @@ class EmbeddedRegistry(NodeRegistry):
                 f"embedded registry: ttl ({self.ttl}) must exceed leaseInterval "
                 f"({self.lease_interval})"
             )
-        self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+        self.owner = f"{socket.gethostname()}/{os.getpid()}/{os.urandom(6).hex()}"
         busy_timeout = _seconds(url, "busyTimeout", 5)
         self._store = SqliteStore(self.file, self.owner, self.ttl, busy_timeout, clock)
         self._executor: ThreadPoolExecutor | None = None

@@ -15,7 +15,6 @@ connection has gone. On other C libraries both do nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from typing import Final
 
@@ -33,7 +32,9 @@ _GLIBC_ENV: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_
 
 def _libc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the process's own symbols, which hold the C library's (ctypes.util would find it by
+        # name, at the price of importing shutil, tempfile, bz2 and lzma: 0.9 MB resident)
+        libc = ctypes.CDLL(None)
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
         libc.malloc_trim.restype = ctypes.c_int
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

@@ -140,10 +140,10 @@ class Process:
             raise HarnessError(f"still running after {timeout:.0f} s: {self.describe()}") from None
 
     def stop(self) -> None:
-        """Kill the process if it still runs and reap it."""
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+        """Kill the process and what it started (its process group: php-fpm's workers, CGI
+        scripts, ...), and reap it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)  # it leads its own session (start_new_session)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(STOP_TIMEOUT)
         self._log.close()
@@ -265,8 +265,6 @@ class Mesh:
                 raise HarnessError(f"died: {proc.describe()}")
 
     def close(self) -> None:
-        for proc in self.procs:
-            proc.send(signal.SIGKILL)
         for proc in self.procs:
             proc.stop()
 

@@ -333,3 +333,44 @@ async def test_a_prometheus_server_is_a_telemetry_source(
             await autopilot.close()
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_an_operator_agent_level_command_is_obeyed_by_standing_aside(
+    registry: EmbeddedRegistry, db: Path, tmp_path: Path, agent: MetricsAgent
+) -> None:
+    # the client agent sending A's calls belongs to an application whose agent-level command
+    # (evaluated by the agents before any group command) routes the service itself
+    application = agent.url().application
+    await registry.register_agent(agent.url())
+    other = OPERATOR_DOC.replace(SERVICE, "com.example.Other")
+    await registry.set_agent_command("some-other-app", OPERATOR_DOC)  # sends none of A's calls
+    await registry.set_agent_command(application, other)  # covers another service only
+    config = autopilot_config(
+        embedded_url(db), tmp_path, telemetry=[{"type": "agents", "interval": 0.1}]
+    )
+    autopilot = await started(config)
+    try:
+        agent.series[0].rate = 150.0
+        await wait_for(lambda: _moved_at_least(registry, 25), "the autopilot's shift")
+        # the operator pins the service for this application's agents
+        await registry.set_agent_command(application, OPERATOR_DOC)
+        await wait_for(
+            lambda: _moved_at_least(registry, 0, exact=True), "the autopilot's command removed"
+        )
+        await wait_until(
+            lambda: any(
+                d.rule == "operator" and application in d.detail for d in autopilot.log.recent
+            ),
+            "standing aside",
+        )
+        rounds = autopilot.rounds
+        await wait_until(lambda: autopilot.rounds > rounds + 10, "more rounds")
+        assert moved(await registry.get_command(GROUP_A)) == 0
+        assert await registry.get_agent_command(application) == OPERATOR_DOC
+        state = autopilot.snapshot()
+        assert state["agentNodes"] == {application: OPERATOR_DOC}  # the watched ones
+        # the operator clears it: the autopilot steers again
+        await registry.set_agent_command(application, '{"clientCommandList":[]}')
+        await wait_for(lambda: _moved_at_least(registry, 25), "the autopilot's shift again")
+    finally:
+        await autopilot.close()

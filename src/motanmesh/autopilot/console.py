@@ -111,7 +111,7 @@ def _commands(nodes: dict[str, str | None]) -> str:
     if not rows:
         return '<p id="no-commands">no commands in force</p>'
     return (
-        '<table id="commands"><tr><th>group node</th><th>written by</th><th>command</th></tr>'
+        '<table id="commands"><tr><th>node</th><th>written by</th><th>command</th></tr>'
         + "".join(rows)
         + "</table>"
     )
@@ -163,7 +163,12 @@ def render_fragment(state: dict[str, Any], graphs: dict[str, Any]) -> str:
         "".join(head)
         + body
         + "<h2>Commands in force</h2>"
-        + _commands(state["nodes"])
+        + _commands(
+            {
+                **state["nodes"],
+                **{f"agent {a}": raw for a, raw in state.get("agentNodes", {}).items()},
+            }
+        )
         + "<h2>Decisions</h2>"
         + _decisions(state["decisions"])
         + "<h2>Dependency graph</h2>"

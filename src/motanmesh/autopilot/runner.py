@@ -33,6 +33,7 @@ from motanmesh.autopilot.model import ServiceState, Split, build_state
 from motanmesh.autopilot.policy import Memory, Outcome, decide, own_split
 from motanmesh.autopilot.prometheus import AgentScraper, PromQLSource
 from motanmesh.autopilot.store import Rates, TelemetryStore
+from motanmesh.cluster.command import ClientCommand
 from motanmesh.control.commands import ConcurrentChangeError
 from motanmesh.registry.base import Registry, RegistryError
 from motanmesh.registry.factory import create_registry
@@ -82,6 +83,10 @@ class Autopilot:
         self.services = {s.service: _ServiceRuntime(s) for s in config.services}
         self.sources: list[Source] = self._sources()
         self.nodes: dict[str, str | None] = {}
+        #: agent-level command nodes (``/motan/agent/<application>/command``) by application,
+        #: and the application of each agent found through the registry, by address
+        self.agent_commands: dict[str, str | None] = {}
+        self.agent_apps: dict[str, str] = {}
         self.stale = ""
         self.rounds = 0
         self.round_seconds = 0.0
@@ -135,6 +140,49 @@ class Autopilot:
     async def _agent_addresses(self) -> list[str]:
         return [u.address for u in await self.registry.agent_nodes()]
 
+    def _on_agent_command(self, application: str) -> Callable[[str | None], None]:
+        def listener(value: str | None) -> None:
+            self.agent_commands[application] = value
+
+        return listener
+
+    async def _refresh_agents(self) -> None:
+        """Learn the agents' applications from their nodes and watch each application's
+        agent-level command (its agents obey it before any group command)."""
+        if not self.registry.supports_commands:
+            return
+        try:
+            nodes = await self.registry.agent_nodes()
+        except RegistryError as exc:
+            log.warning("autopilot: cannot list agent nodes: %s", exc)
+            return
+        for url in nodes:
+            application = url.application
+            if not application:
+                continue
+            self.agent_apps[url.address] = application
+            if application not in self.agent_commands:
+                self.agent_commands[application] = None
+                try:
+                    await self.registry.subscribe_agent_command(
+                        application, self._on_agent_command(application)
+                    )
+                except RegistryError as exc:
+                    del self.agent_commands[application]
+                    log.warning("autopilot: cannot watch agent command of %s: %s", application, exc)
+
+    def agent_operator(self, group: str, service: str) -> tuple[str, ClientCommand] | None:
+        """An operator's agent-level traffic command covering ``service`` in force at client
+        agents that send ``group``'s calls: (application, command), or None."""
+        apps = {
+            self.agent_apps[o] for o in self.store.senders(group, service) if o in self.agent_apps
+        }
+        for application in sorted(apps):
+            view = inspect_node(self.agent_commands.get(application), group, service)
+            if view.operator is not None:
+                return application, view.operator
+        return None
+
     def _groups(self) -> set[str]:
         return {g for s in self.config.services for g in s.groups}
 
@@ -181,6 +229,7 @@ class Autopilot:
         if now - self._instances_at < INSTANCES_EVERY:
             return
         self._instances_at = now
+        await self._refresh_agents()
 
         async def count(runtime: _ServiceRuntime, group: str) -> None:
             if group in runtime.config.capacity.instances:
@@ -271,6 +320,7 @@ class Autopilot:
             group = proposed.source
             found = operators.get(group)
             outcome = proposed
+            agent_level = self.agent_operator(group, config.service)
             if found is not None and found.operator is not None:
                 outcome = Outcome(
                     group,
@@ -279,6 +329,19 @@ class Autopilot:
                     "service; standing aside",
                     split[group],
                     split[group],
+                )
+            elif agent_level is not None:
+                # the agents of that application obey it before the group's command: the
+                # autopilot's split would not reach them, and their calls would land where
+                # its model does not expect them; it takes its own command back
+                application, command = agent_level
+                outcome = Outcome(
+                    group,
+                    "operator",
+                    f"an operator's agent-level command for {application} (index "
+                    f"{command.index}) covers this service; standing aside",
+                    split[group],
+                    own_split(group),
                 )
             runtime.rules[group] = outcome
             must_clean = found is not None and found.split is not None
@@ -379,5 +442,6 @@ class Autopilot:
             "rounds": self.rounds,
             "services": services,
             "nodes": dict(self.nodes),
+            "agentNodes": {a: raw for a, raw in sorted(self.agent_commands.items()) if raw},
             "decisions": [d.to_dict() for d in list(self.log.recent)[-50:]],
         }

@@ -184,6 +184,13 @@ class TelemetryStore:
             return cluster
         return self.rates(Key(CLIENT_ROLE, group, service), now, window, max_age)
 
+    def senders(self, group: str, service: str) -> set[str]:
+        """The origins (client agents) whose calls to ``group`` for ``service`` are kept."""
+        found: set[str] = set()
+        for cluster in (True, False):
+            found.update(self._deltas.get(Key(CLIENT_ROLE, group, service, cluster), {}))
+        return found
+
     def served(
         self, group: str, service: str, now: float, window: float, max_age: float | None = None
     ) -> Rates:

@@ -16,7 +16,9 @@ processes. Then, for each kind in turn (the order flips every round):
   motanecho): the time from starting it to all its ``server`` nodes being in ZooKeeper, and
   its resident memory then.
 
-Both agents of a kind get the same YAML (only ports differ).
+Both kinds get the same YAML (only ports differ). The refers set ``clientConnection: 1`` (one
+connection per provider and service, our default): with the Go agent's default pool the Go
+client agent needs more than 20,000 descriptors for 10,000 endpoints and fails to start here.
 
     python benchmarks/bench_vs_go_services.py --go-agent PATH [--tools .tools] [--services 1000]
         [--providers 10] [--exports 500] [--rounds 1] [--seconds 3]
@@ -113,7 +115,9 @@ def client_round(
     text = (
         f"motan-agent: {{port: {agent.port}, mport: {agent.mport}, log_dir: ./logs, "
         f"application: bench-client}}\nmotan-registry:\n  zk: {zk_registry(zk)}\nmotan-refer:\n"
-    ) + "".join(refer_yaml(f"r{i}", service(i), "zk") for i in range(args.services))
+    ) + "".join(
+        refer_yaml(f"r{i}", service(i), "zk", ", clientConnection: 1") for i in range(args.services)
+    )
     last = service(args.services - 1)
     r: dict[str, Any] = {}
     t0 = time.monotonic()

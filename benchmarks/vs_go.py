@@ -48,10 +48,10 @@ def service_yaml(name: str, path: str, export: int, proxy: int, registry: str) -
     )
 
 
-def refer_yaml(name: str, path: str, registry: str) -> str:
+def refer_yaml(name: str, path: str, registry: str, extra: str = "") -> str:
     return (
         f"  {name}: {{registry: {registry}, path: {path}, group: {GROUP}, protocol: motan2, "
-        "serialization: simple, requestTimeout: 5000}\n"
+        f"serialization: simple, requestTimeout: 5000{extra}}}\n"
     )
 
 

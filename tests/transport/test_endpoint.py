@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from motanmesh.transport import (
     parse_address,
     raise_for_status,
 )
+from motanmesh.transport.endpoint import MAX_CONCURRENT_CONNECTS
 from motanmesh.transport.writes import JOIN_LIMIT
 from motanmesh.wire.frame import (
     ERRTYPE_BIZ,
@@ -507,3 +509,34 @@ async def test_large_frames_written_in_one_batch_arrive_whole(
     assert [(f.request_id, f.body) for f in got] == [(2000 + i, b) for i, b in enumerate(bodies)]
     assert server.connection_count == 1
     await ep.close()
+
+
+async def test_connection_attempts_are_bounded_per_loop(
+    echo_server: tuple[MotanServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many endpoints starting at once connect a bounded number at a time, and every one of
+    them gets its connection at the first attempt."""
+    server, address = echo_server
+    loop = asyncio.get_running_loop()
+    real = loop.create_connection
+    active = peak = attempts = 0
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal active, peak, attempts
+        active += 1
+        attempts += 1
+        peak = max(peak, active)
+        try:
+            await asyncio.sleep(0)  # let the other attempts start
+            return await real(*args, **kwargs)
+        finally:
+            active -= 1
+
+    monkeypatch.setattr(loop, "create_connection", counting)
+    endpoints = [Endpoint(address, connections=1) for _ in range(MAX_CONCURRENT_CONNECTS + 40)]
+    await asyncio.gather(*(ep.connect() for ep in endpoints))
+    assert peak == MAX_CONCURRENT_CONNECTS
+    assert attempts == len(endpoints)
+    assert all(ep.connected == 1 for ep in endpoints)
+    await until(lambda: server.connection_count == len(endpoints), "every connection accepted")
+    await asyncio.gather(*(ep.close() for ep in endpoints))

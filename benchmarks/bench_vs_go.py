@@ -98,7 +98,7 @@ def table(
         for name in names:
             r = best[(name, x)]
             errors = r["errors"] + r["exceptions"]
-            more = "".join(f" {fmt.format(r[key])} |" for key, fmt in extra)
+            more = "".join(f" {r[key]:.1f} |" for _, key in extra)
             print(
                 f"| {x:,} | {name} | {r['rps']:,.0f} | {r['rps'] / base:.2f} | "
                 f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_us']:.0f} | "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from motanmesh.config.loader import load_config
 from motanmesh.security.tls import TlsConfig, TlsConfigError, TlsMaterial
 from tests.security.pki import Pki
 
@@ -112,3 +113,28 @@ def test_a_broken_file_keeps_the_previous_certificates(
     assert material.reloads == 1
     assert "lastReloadError" not in material.info()
     assert isinstance(material.client_context(), ssl.SSLContext)
+
+
+def test_a_tls_mapping_in_the_yaml_is_read_as_the_dotted_keys(pki: Pki, tmp_path: Path) -> None:
+    cert, key = pki.issue("nested")
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "motan-agent:\n"
+        "  application: nested\n"
+        "  tls:\n"
+        "    mode: permissive\n"
+        f"    cert: {cert}\n"
+        f"    key: {key}\n"
+        f"    ca: {pki.ca}\n"
+        "    verifyClient: false\n"
+        "    reloadInterval: 250\n"
+    )
+    config = load_config(str(path))
+    assert config.warnings == []
+    tls = TlsConfig.from_params(config.agent.params)
+    assert (tls.mode, tls.cert, tls.verify_client, tls.reload_interval) == (
+        "permissive",
+        str(cert),
+        False,
+        0.25,
+    )

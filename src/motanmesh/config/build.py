@@ -50,6 +50,9 @@ _AGENT_TYPED = frozenset(
     | {"httpProxyEnable", "defaultFilter", "globalFilter", "grpcPort"}
     | set(_AGENT_STRINGS)
 )
+#: ``motan-agent`` keys whose mapping is read as dotted keys (``tls: {mode: x}`` is
+#: ``tls.mode: x``)
+_AGENT_NESTED = frozenset({"tls"})
 _AGENT_INTS = frozenset({"processPoolSize", "log_buffer_size", "dependencyGraph.maxEdges"})
 _AGENT_BOOLS = frozenset(
     {"log_async", "log_structured", "rotate_per_hour", "motanEpAsyncInit", "httpProxyKeepalive"}
@@ -194,6 +197,17 @@ class _Builder:
         params: dict[str, str] = {}
         for key, value in sec.items():
             if key in _AGENT_TYPED or value is None:
+                continue
+            if key in _AGENT_NESTED and isinstance(value, dict):
+                # ``tls: {mode: strict, ...}`` is read as ``tls.mode: strict, ...``
+                for sub, item in value.items():
+                    if item is None:
+                        continue
+                    path = (AGENT, key, str(sub))
+                    name = f"{key}.{sub}"
+                    if self.structured(path, name, item, _AGENT_INTS | _AGENT_BOOLS):
+                        continue
+                    params[name] = self.param(path, name, item, _AGENT_INTS, _AGENT_BOOLS)
                 continue
             if self.structured((AGENT, key), key, value, _AGENT_INTS | _AGENT_BOOLS):
                 continue

@@ -10,10 +10,14 @@ One run starts two pairs of agents in front of one motanecho (embedded registry)
 * ``server``: motanload → the plaintext server agent.
 
 For each path and concurrency it prints requests/s, the ratio to ``mesh`` (``server`` and
-``server/mtls`` to ``server``), p50 and p99. Then the cost of one handshake on the TLS port:
-sequential full handshakes (new connection, no session resumption, client certificate
-verified) from this process for ``--seconds``, against plain TCP connects to the same port
-(each answered by one heartbeat, so that the permissive port sees plaintext).
+``server/mtls`` to ``server``), p50 and p99, and the CPU time the path's agents used per call
+(their ``/proc`` counters around the load; the least of the rounds) with its ratio: on a
+shared machine the CPU per call is steadier than the throughput.
+
+Then the cost of one handshake on the TLS port: sequential full handshakes (new connection,
+no session resumption, client certificate verified) from this process for ``--seconds``,
+against plain TCP connects to the same port (each answered by one heartbeat, so that the
+permissive port sees plaintext), with the server agent's CPU per connection.
 
     python benchmarks/bench_tls.py [--seconds 5] [--rounds 2] [--conc 1,16] [--tools .tools]
 """
@@ -118,22 +122,42 @@ def main() -> int:
             f"python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}, {os.cpu_count()} cpus, "
             f"{args.seconds:g} s/point, best of {args.rounds} interleaved rounds"
         )
+        # the agents each path goes through: their CPU per request is the cost that does not
+        # depend on what else the machine runs
+        pids = {
+            "server": [p_server.pid],
+            "server/mtls": [t_server.pid],
+            "mesh": [p_server.pid, p_client.pid],
+            "mesh/mtls": [t_server.pid, t_client.pid],
+        }
         best: dict[tuple[str, int], dict[str, Any]] = {}
+        cpu: dict[tuple[str, int], list[float]] = {}
         for _ in range(args.rounds):
             for conc in concs:
                 for name, addr in paths.items():
+                    before = sum(cpu_seconds(p) for p in pids[name])
                     r = motanload(tools, addr, conc, args.seconds)
+                    used = sum(cpu_seconds(p) for p in pids[name]) - before
+                    calls = r["rps"] * args.seconds
+                    if calls:
+                        cpu.setdefault((name, conc), []).append(used / calls * 1e6)
                     if (name, conc) not in best or r["rps"] > best[(name, conc)]["rps"]:
                         best[(name, conc)] = r
-        print(f"{'path':12s} {'c':>3s} {'rps':>9s} {'ratio':>6s} {'p50 ms':>7s} {'p99 ms':>7s}")
+        print(
+            f"{'path':12s} {'c':>3s} {'rps':>9s} {'ratio':>6s} {'p50 ms':>7s} {'p99 ms':>7s} "
+            f"{'agent CPU us/call':>17s} {'ratio':>6s}"
+        )
         for conc in concs:
             for name in paths:
                 r = best[(name, conc)]
                 base = best[(name.split("/")[0], conc)]["rps"]
                 errs = r["errors"] + r["exceptions"]
+                us = min(cpu.get((name, conc), [0.0]))
+                base_us = min(cpu.get((name.split("/")[0], conc), [0.0])) or 1.0
                 print(
                     f"{name:12s} {conc:3d} {r['rps']:9.0f} {r['rps'] / base:6.3f} "
-                    f"{r['p50_ms']:7.3f} {r['p99_ms']:7.3f}" + (f"  errors {errs}" if errs else ""),
+                    f"{r['p50_ms']:7.3f} {r['p99_ms']:7.3f} {us:17.1f} {us / base_us:6.3f}"
+                    + (f"  errors {errs}" if errs else ""),
                     flush=True,
                 )
         ctx = client_context(keys)

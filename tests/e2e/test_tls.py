@@ -178,3 +178,47 @@ async def test_an_expired_certificate_is_refused(tls_mesh: TlsMesh) -> None:
     late = tls_mesh.client_agent("late-client", tls_keys(tls_mesh.pki, "late"))
     _rejected(tls_mesh, late, "expired")
     assert await calls(tls_mesh.client, 1) == ["hello tls0"]
+
+
+async def test_a_permissive_port_serves_tls_and_plaintext_client_agents(mesh: Mesh) -> None:
+    """The migration step: one server agent in permissive mode, a client agent with mTLS and
+    one without (as a Go agent would be) both call it."""
+    pki = mesh.workdir / "pki"
+    ca(mesh.workdir, "init", "--dir", str(pki), "--trust-domain", TRUST_DOMAIN)
+    for app in ("e2e-server", "e2e-client"):
+        ca(mesh.workdir, "issue", "--dir", str(pki), "--app", app)
+    _service, backend = mesh.demo_service("demo-service")
+    export = demo_export(backend)
+    config = server_agent_config("server", mesh.registry, {"demo": export})
+    config["motan-agent"]["tls"] = {  # the mapping form of the tls.* keys
+        "mode": "permissive",
+        "cert": str(pki / "e2e-server.pem"),
+        "key": str(pki / "e2e-server-key.pem"),
+        "ca": str(pki / "ca.pem"),
+        "trustDomain": TRUST_DOMAIN,
+    }
+    server = mesh.agent("server", config)
+    set_available(server)
+    eport = export_port(export)
+    refers = {"demo": refer(DEMO_SERVICE, DEMO_GROUP, requestTimeout=2000)}
+    secure_config = client_agent_config("secure", mesh.registry, refers)
+    secure_config["motan-agent"].update(tls_keys(pki, "e2e-client"))
+    secure = mesh.agent("secure", secure_config)
+    plain = mesh.agent("plain", client_agent_config("plain", mesh.registry, refers))
+    for agent in (secure, plain):
+        wait_endpoints(agent, "demo", {f"127.0.0.1:{eport}"})
+        assert await calls(agent, 3) == ["hello tls0", "hello tls1", "hello tls2"]
+    info = server.management_json("/runtime/info?keys=servers")["servers"]
+    tls = info["agentPortServer"][str(eport)]["tls"]
+    assert tls["mode"] == "permissive"
+    assert tls["connections"]["tls"] >= 1
+    assert tls["connections"]["plain"] >= 1
+    assert not any(tls["refused"].values())
+    [secure_ep] = secure.management_json("/runtime/info?keys=clusters")["clusters"]["demo"][
+        "endpoints"
+    ]
+    [plain_ep] = plain.management_json("/runtime/info?keys=clusters")["clusters"]["demo"][
+        "endpoints"
+    ]
+    assert (secure_ep["tls"], plain_ep["tls"]) == (True, False)
+    mesh.check_alive()

@@ -43,7 +43,11 @@ INSTANCE_ENV: Final = "E2E_INSTANCE"
 
 AGENT_READY: Final = "motanmesh agent ready:"
 SERVICE_READY: Final = "demo-service listening on"
-START_TIMEOUT: Final = 20.0
+#: bounds of the waits for a process to start and for a state to be reached: generous, since
+#: they only bound a failure (a wait ends as soon as the state is there) and a machine running
+#: several suites at once can take tens of seconds to start a Python process
+START_TIMEOUT: Final = 60.0
+WAIT_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 10.0
 
 
@@ -386,7 +390,7 @@ def registry_nodes(db: Path, group: str, service: str, node_type: str) -> set[st
     return {str(path)[len(prefix) :] for (path,) in rows}
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = WAIT_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

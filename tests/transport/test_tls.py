@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -318,3 +321,67 @@ async def test_renewed_certificates_serve_new_connections_and_leave_open_ones_al
     for c in (before, after):
         await c.close()
     await server.close(deadline=0)
+
+
+EMFILE_SCRIPT = """
+import asyncio, os, resource, socket, sys
+from motanmesh.security.tls import ServerPolicy, TlsConfig, TlsMaterial
+from motanmesh.transport import MotanServer
+from tests.transport.support import RawClient, echo, req
+
+async def main():
+    policy = ServerPolicy(TlsMaterial(TlsConfig.from_params(dict(
+        a.split("=", 1) for a in sys.argv[1:]))))
+    server = MotanServer(echo, tls=policy)
+    host, port = await server.listen_tcp()
+    used = len(os.listdir("/proc/self/fd"))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (used + 8, hard))
+    clients = []
+    try:
+        while True:  # connect until this process has no descriptor left
+            s = socket.socket()
+            s.setblocking(False)
+            clients.append(s)
+            try:
+                s.connect((host, port))
+            except BlockingIOError:
+                pass
+    except OSError:
+        pass
+    for _ in range(100):  # the server cannot accept them all; it must not spin
+        await asyncio.sleep(0.01)
+        if server.limit_hits.get("acceptFailed"):
+            break
+    for s in clients:
+        s.close()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
+    c = await RawClient.open(f"{host}:{port}")
+    await c.send(req(3).encode())
+    frame = await c.read_frame()
+    print(server.limit_hits.get("acceptFailed", 0), frame.request_id)
+    await c.close()
+    await server.close(deadline=0)
+
+asyncio.run(main())
+"""
+
+
+def test_out_of_descriptors_pauses_accepting_and_it_resumes(pki: Pki) -> None:
+    cert, key = pki.issue("fd-server")
+    keys = ["tls.mode=permissive", f"tls.cert={cert}", f"tls.key={key}"]
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", EMFILE_SCRIPT, *keys],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    failed, rid = done.stdout.split()
+    # counted, and not retried in a loop while descriptors are short (once a second)
+    assert 1 <= int(failed) <= 3, done.stderr
+    assert rid == "3"

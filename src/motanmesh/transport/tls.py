@@ -22,7 +22,6 @@ once per interval per reason. Plaintext servers (no ``ServerTls``) do none of th
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import socket
 import ssl
@@ -48,6 +47,8 @@ _log = logging.getLogger("motanmesh.transport")
 TLS_HANDSHAKE: Final = 0x16
 #: sockets accepted per readable event of the listening socket (then the loop runs others)
 ACCEPT_BATCH: Final = 64
+#: seconds without accepting after accept() failed for want of descriptors or memory
+ACCEPT_RETRY: Final = 1.0
 
 #: why a connection to a TLS port was refused
 REFUSAL_REASONS: Final = (
@@ -181,9 +182,15 @@ class TlsListener:
                 sock, addr = self._sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:  # EMFILE, ENFILE, ECONNABORTED...: try again later
-                if e.errno != errno.ECONNABORTED:
-                    server.hit("acceptFailed", f"accept failed: {e}")
+            except ConnectionAbortedError:
+                continue  # gone before it was accepted
+            except OSError as e:
+                # out of descriptors (EMFILE, ENFILE) or buffers: the listening socket stays
+                # readable, so stop watching it for a while instead of spinning (as asyncio's
+                # own servers do)
+                server.hit("acceptFailed", f"accept failed: {e}; retrying in {ACCEPT_RETRY}s")
+                self._loop.remove_reader(self._sock.fileno())
+                self._loop.call_later(ACCEPT_RETRY, self._resume_accepting)
                 return
             peer = self._format(addr)
             if server.connection_count + server.tls_waiting >= server.limits.max_connections:
@@ -204,6 +211,10 @@ class TlsListener:
             timeout = server.limits.read_timeout
             if timeout is not None:
                 incoming.timer = server.clock.call_later(timeout, self._silent, incoming)
+
+    def _resume_accepting(self) -> None:
+        if not self._closed:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
 
     def _silent(self, incoming: _Incoming) -> None:
         """No first byte within the read timeout: a TLS client speaks first, so in strict

@@ -50,6 +50,10 @@ class Pki:
         write_pair(cert, key, *paths)
         return paths
 
+    def ca_pair(self, ca: str = "ca") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """The certificate and key of ``ca``."""
+        return self._cas[ca]
+
     def expired(self, app: str) -> tuple[Path, Path]:
         """A certificate that expired yesterday."""
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=11)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from motanmesh.security.ca import issue_certificate, write_pair
 from motanmesh.security.tls import ClientPolicy, ServerPolicy, TlsConfig, TlsMaterial
 from motanmesh.transport import Endpoint, MotanServer, Responder, ServerConnection
 from motanmesh.transport.errors import ConnectError
@@ -159,6 +160,27 @@ async def test_a_certificate_from_another_trust_domain_is_refused(pki: Pki) -> N
     await until(lambda: server.tls_refused["identity"] == 1, "an identity refusal")
     assert handler.seen == []
     await bad.close()
+    await server.close(deadline=0)
+
+
+async def test_a_certificate_without_a_spiffe_id_is_refused(pki: Pki) -> None:
+    cert, key = pki.issue("server")
+    params = {"tls.mode": "strict", "tls.cert": str(cert), "tls.key": str(key)}
+    policy = ServerPolicy(TlsMaterial(TlsConfig.from_params({**params, "tls.ca": str(pki.ca)})))
+    server = MotanServer(echo, tls=policy)  # no trust domain: any SPIFFE ID of the CA
+    host, port = await server.listen_tcp()
+    ca_cert, ca_key = pki.ca_pair()
+    plain_cert, plain_key = issue_certificate(ca_cert, ca_key, "urn:example:not-a-workload")
+    write_pair(plain_cert, plain_key, pki.dir / "urn.pem", pki.dir / "urn-key.pem")
+    bad = await open_tls(
+        f"{host}:{port}", client_context(pki, pki.dir / "urn.pem", pki.dir / "urn-key.pem")
+    )
+    assert await refused(bad)
+    await until(lambda: server.tls_refused["identity"] == 1, "an identity refusal")
+    good = await open_tls(f"{host}:{port}", client_context(pki, *pki.issue("client")))
+    assert (await call(good, 1)).request_id == 1
+    for c in (bad, good):
+        await c.close()
     await server.close(deadline=0)
 
 

@@ -328,9 +328,11 @@ class ServerPolicy:
         if not peercert:  # no certificate asked for (verifyClient false)
             return ""
         uris = spiffe_uris(peercert)
+        if not uris:  # a certificate of the CA, but not a workload's: no identity to give
+            raise TlsRefused("identity", "certificate without a spiffe:// identity")
         domain = self._domain
         if not domain:
-            return uris[0] if uris else ""
+            return uris[0]
         for uri in uris:
             if trust_domain_of(uri) == domain:
                 return uri

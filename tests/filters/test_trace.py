@@ -240,7 +240,7 @@ def _run(f: TraceFilter, metadata: dict[str, str]) -> Call:
         c.complete(answer)
 
     f.invoke(call, proceed)
-    assert seen == [call] and call.done
+    assert seen == [call] and call.done()
     return call
 
 

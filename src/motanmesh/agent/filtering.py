@@ -19,6 +19,7 @@ from motanmesh.agent.dispatcher import Provider
 from motanmesh.agent.providers import FrameDone, answer_bytes
 from motanmesh.filters.base import ROLE_SERVER, Call, FilterContext, Handler
 from motanmesh.filters.chain import FilterSet, build_chain, resolve_filters
+from motanmesh.transport.endpoint import Reply
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.errors import WireError
@@ -34,8 +35,15 @@ class FilteredProvider:
         self.inner = inner
         self.url: URL = inner.url
         self.filters = filters
+        self._serve_reply: ReplyServer | None = getattr(inner, "serve_reply", None)
         self._serve_frame: FrameServer | None = getattr(inner, "serve_frame", None)
-        terminal = self._deliver_frame if self._serve_frame is not None else self._deliver
+        terminal = (
+            self._deliver_reply
+            if self._serve_reply is not None
+            else self._deliver_frame
+            if self._serve_frame is not None
+            else self._deliver
+        )
         self._chain: Handler = build_chain(filters.endpoint, terminal)
 
     async def start(self) -> None:
@@ -52,6 +60,11 @@ class FilteredProvider:
         call = _ServerCall(frame, self.url, conn, respond)
         self._chain(call)
 
+    def _deliver_reply(self, call: Call) -> None:
+        assert self._serve_reply is not None
+        # the call is the reply: the provider's endpoint completes it with the answer frame
+        self._serve_reply(_with_changes(call), call.conn, call)
+
     def _deliver_frame(self, call: Call) -> None:
         assert self._serve_frame is not None
         assert isinstance(call, _ServerCall)
@@ -62,6 +75,7 @@ class FilteredProvider:
 
 
 FrameServer = Callable[[Frame, ServerConnection, FrameDone], None]
+ReplyServer = Callable[[Frame, ServerConnection, Reply], None]
 
 
 class _ServerCall(Call):
@@ -70,20 +84,26 @@ class _ServerCall(Call):
     __slots__ = ("_respond",)
 
     def __init__(self, frame: Frame, url: URL, conn: ServerConnection, respond: Responder) -> None:
-        super().__init__(frame, url, ROLE_SERVER, conn.peer, {}, self._answer)
+        super().__init__(frame, url, ROLE_SERVER, conn.peer, {})
         self.conn = conn
         self._respond = respond
+
+    def set_result(self, result: Frame, /) -> None:
+        self.answered(result, None)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self.answered(None, exception)
 
     def answered(self, response: Frame | None, exc: BaseException | None) -> None:
         """The provider's response frame: encode it now (filters see its size), then end
         the call."""
-        if self.done:
+        if self._done:
             return
         raw = self.raw_response = answer_bytes(self.request, response, exc)
         self.response_size = len(raw)
         self.complete(response, exc)
 
-    def _answer(self, response: Frame | None, exc: BaseException | None) -> None:
+    def _end(self, response: Frame | None, exc: BaseException | None) -> None:
         raw = self.raw_response
         if raw is None:
             raw = answer_bytes(self.request, response, exc)
@@ -109,7 +129,7 @@ def _with_changes(call: Call) -> Frame:
 
 def _received(call: Call, data: bytes) -> None:
     """The provider's answer, as bytes: keep them, show filters the frame."""
-    if call.done:  # a filter already answered (e.g. a timeout): drop the late answer
+    if call.done():  # a filter already answered (e.g. a timeout): drop the late answer
         return
     call.raw_response = data
     call.response_size = len(data)

@@ -26,7 +26,12 @@ from motanmesh.agent.router import signed_id
 from motanmesh.cluster.errors import call_error_response, error_response
 from motanmesh.config.values import service_proxy
 from motanmesh.sdk.service import ServiceRegistry
-from motanmesh.transport.endpoint import DEFAULT_CLIENT_CONNECTIONS, Endpoint, ReplyCallback
+from motanmesh.transport.endpoint import (
+    DEFAULT_CLIENT_CONNECTIONS,
+    Endpoint,
+    Reply,
+    ReplyCallback,
+)
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
@@ -83,6 +88,11 @@ class Motan2Provider:
         """Forward ``frame`` and hand the response frame (or the error) to ``done``; the
         answer's bytes are then :func:`answer_bytes` (used by filters around the provider)."""
         self.endpoint.send(frame, ReplyCallback(done), self._changes(frame, conn))
+
+    def serve_reply(self, frame: Frame, conn: ServerConnection, reply: Reply) -> None:
+        """:meth:`serve_frame` with the outcome going to ``reply`` (the filtered call itself:
+        no callback object per call)."""
+        self.endpoint.send(frame, reply, self._changes(frame, conn))
 
     @staticmethod
     def _changes(frame: Frame, conn: ServerConnection) -> dict[str, str]:

@@ -25,7 +25,6 @@ from motanmesh.transport.endpoint import (
     DEFAULT_CLIENT_CONNECTIONS,
     Endpoint,
     Reply,
-    ReplyCallback,
 )
 from motanmesh.transport.tls import ClientTls
 from motanmesh.url import URL
@@ -47,7 +46,7 @@ class ProviderEndpoint:
     address as ``peer``).
     """
 
-    __slots__ = ("_chain", "_gates", "_group", "_refer", "endpoint", "url")
+    __slots__ = ("_address", "_chain", "_gates", "_group", "_refer", "endpoint", "url")
 
     def __init__(
         self,
@@ -60,6 +59,7 @@ class ProviderEndpoint:
         self.endpoint = endpoint
         self._group = {M_GROUP: url.group} if url.group else {}
         self._refer = refer or url
+        self._address = url.address
         self._chain: Handler | None = build_chain(filters, self._deliver) if filters else None
         #: endpoint filters that may take this provider out of load balancing
         self._gates = status_filters(filters) if filters else ()
@@ -69,7 +69,7 @@ class ProviderEndpoint:
         if not self.endpoint.available:
             return False
         if self._gates:
-            address = self.url.address
+            address = self._address
             for gate in self._gates:
                 if not gate.is_available(address):
                     return False
@@ -100,19 +100,12 @@ class ProviderEndpoint:
             self.endpoint.send(frame, reply, self._with_group(changes), timeout)
             return
         mine = {**changes, **self._group} if changes else dict(self._group)
-        call = Call(
-            frame,
-            self._refer,
-            ROLE_CLIENT,
-            self.url.address,
-            mine,
-            partial(_finish, reply),
-            timeout,
-        )
+        call = Call(frame, self._refer, ROLE_CLIENT, self._address, mine, None, timeout, reply)
         self._chain(call)
 
     def _deliver(self, call: Call) -> None:
-        self.endpoint.send(call.request, ReplyCallback(call.complete), call.changes, call.timeout)
+        # the call is the reply: the endpoint completes it when the answer is read
+        self.endpoint.send(call.request, call, call.changes, call.timeout)
 
     def _with_group(self, changes: dict[str, str] | None) -> dict[str, str]:
         """The caller's changes plus ``M_g`` (a new dict: one changes dict may go to
@@ -120,15 +113,6 @@ class ProviderEndpoint:
         if not changes:
             return self._group
         return {**changes, **self._group}
-
-
-def _finish(reply: Reply, response: Frame | None, exc: BaseException | None) -> None:
-    if reply.done():
-        return
-    if response is not None:
-        reply.set_result(response)
-    else:
-        reply.set_exception(exc if exc is not None else RuntimeError("no response"))
 
 
 def endpoint_for(refer: URL, provider: URL, *, tls: ClientTls | None = None) -> Endpoint:
@@ -443,20 +427,13 @@ class Cluster:
         single-attempt path possibly a transport error) goes to ``reply``; a single attempt
         costs no Future and no Task. Cluster filters, when there are any, run around it."""
         if self._chain is not None:
-            call = Call(
-                frame,
-                self.refer,
-                ROLE_CLIENT,
-                "",
-                changes if changes is not None else {},
-                partial(_finish, reply),
-            )
-            self._chain(call)
+            mine = changes if changes is not None else {}
+            self._chain(Call(frame, self.refer, ROLE_CLIENT, "", mine, None, None, reply))
             return
         self._send(frame, reply, changes)
 
     def _deliver(self, call: Call) -> None:
-        self._send(call.request, ReplyCallback(call.complete), call.changes)
+        self._send(call.request, call, call.changes)
 
     def _send(self, frame: Frame, reply: Reply, changes: dict[str, str] | None) -> None:
         if self.available:

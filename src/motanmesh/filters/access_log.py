@@ -18,7 +18,9 @@ from typing import Any, ClassVar, Final
 from motanmesh.filters.access_log_writer import (
     ACCESS_LOG_SERVICE,
     DEFAULT_BUFFER_SIZE,
+    AccessEntry,
     AccessLogWriter,
+    RawAccess,
 )
 from motanmesh.filters.base import (
     ROLE_SERVER,
@@ -84,76 +86,110 @@ def _transport_exception(exc: BaseException) -> tuple[int, str, int]:
 
 
 class AccessLogFilter(Filter):
-    """One access-log line per call on a provider endpoint or around a provider."""
+    """One access-log line per call on a provider endpoint or around a provider.
+
+    The request path takes only what the line needs and cannot read later (the times, the
+    sizes, the metadata dicts, the outcome) into a tuple for the writer; the writer thread
+    turns it into the line's fields (:meth:`entry`) and formats them."""
 
     name = "accessLog"
     kind: ClassVar[FilterKind] = "endpoint"
     index = 1
+    #: around a whole client call (``clusterAccessLog``): role client, no remote address
+    around_cluster: ClassVar[bool] = False
 
     def __init__(self, url: URL, context: FilterContext) -> None:
         super().__init__(url, context)
         self.writer = access_log_writer(context)
-        self._add = self.writer.add
+        self._add = self.writer.add_raw
+        self._entry = self.entry
+        self._watch = self._done
 
     def invoke(self, call: Call, proceed: Handler, /) -> None:
         if self.writer.enabled:
-            call.on_complete(self._done)
+            call.on_complete(self._watch)
         proceed(call)
-
-    def _remote(self, call: Call) -> str:
-        if call.role == ROLE_SERVER:
-            return call.request.metadata.get(HOST_KEY, "")
-        return call.peer
-
-    def _role(self, call: Call) -> str:
-        return SERVER_ROLE if call.role == ROLE_SERVER else CLIENT_ROLE
 
     def _done(self, call: Call, response: Frame | None, exc: BaseException | None) -> None:
         total = int((_now() - call.start) * 1000)
         request = call.request
-        meta = request.metadata
-        biz = 0
+        failure = None
         res_size = 0
+        if response is None:
+            rmeta = None
+            status = 0
+            # the error's text now: an exception (and its traceback) is not kept
+            failure = _transport_exception(exc or RuntimeError("no response"))
+        else:
+            rmeta = response.metadata
+            status = response.status
+            if not status:
+                raw = call.raw_response
+                res_size = len(response.body) if raw is None else _raw_body_size(raw)
+        # no frame is kept (their bodies could be large): the metadata and the sizes
+        self._add(
+            (
+                self._entry,
+                call.role,
+                call.peer,
+                request.request_id,
+                request.metadata,
+                len(request.body),
+                rmeta,
+                status,
+                failure,
+                res_size,
+                total,
+            )
+        )
+
+    def entry(self, raw: RawAccess) -> AccessEntry:
+        """The fields of one line from what the request path queued (the writer thread)."""
+        _, role, peer, request_id, meta, req_size, rmeta, status, failure, res_size, total = raw
+        if self.around_cluster:
+            role_name = CLIENT_ROLE
+            remote = ""
+        elif role == ROLE_SERVER:
+            role_name = SERVER_ROLE
+            remote = meta.get(HOST_KEY, "")
+        else:
+            role_name = CLIENT_ROLE
+            remote = peer
+        biz = 0
         upstream = ""
         exception = ""
         code = "200"
-        if response is not None:
-            rmeta = response.metadata
+        if rmeta is not None:
             if rmeta:
                 pt = rmeta.get(M_PROCESS_TIME)
                 if pt:
                     biz = int(pt) if pt.isdigit() else 0
                 upstream = rmeta.get(UPSTREAM_CODE, "")
-            value = rmeta.get(M_EXCEPTION) if response.status else None
+            value = rmeta.get(M_EXCEPTION) if status else None
             if value:
                 e = parse_exception(value)
                 exception = exception_json(e.errcode, e.errmsg, e.errtype)
                 code = str(e.errcode)
-            elif not response.status:
-                raw = call.raw_response
-                res_size = len(response.body) if raw is None else _raw_body_size(raw)
-        else:
-            errcode, errmsg, errtype = _transport_exception(exc or RuntimeError("no response"))
+        elif failure is not None:
+            errcode, errmsg, errtype = failure
             exception = exception_json(errcode, errmsg, errtype)
             code = str(errcode)
-        self._add(
-            (
-                self.name,
-                self._role(call),
-                request.request_id,
-                meta.get(M_PATH, ""),
-                meta.get(M_METHOD, ""),
-                meta.get(M_METHOD_DESC, ""),
-                self._remote(call),
-                len(request.body),
-                res_size,
-                biz,
-                total,
-                not exception,
-                code,
-                exception,
-                upstream,
-            )
+        return (
+            self.name,
+            role_name,
+            request_id,
+            meta.get(M_PATH, ""),
+            meta.get(M_METHOD, ""),
+            meta.get(M_METHOD_DESC, ""),
+            remote,
+            req_size,
+            res_size,
+            biz,
+            total,
+            not exception,
+            code,
+            exception,
+            upstream,
         )
 
     def info(self) -> dict[str, Any]:
@@ -166,9 +202,4 @@ class ClusterAccessLogFilter(AccessLogFilter):
     name = "clusterAccessLog"
     kind = "cluster"
     index = 1
-
-    def _remote(self, call: Call) -> str:
-        return ""
-
-    def _role(self, call: Call) -> str:
-        return CLIENT_ROLE
+    around_cluster = True

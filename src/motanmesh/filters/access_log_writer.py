@@ -25,6 +25,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Final
 
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "AccessEntry",
     "AccessLogWriter",
+    "RawAccess",
     "format_plain",
     "format_structured",
     "format_time",
@@ -50,6 +52,24 @@ FLUSH_INTERVAL: Final = 0.05
 #: (filterName, role, requestID, service, method, desc, remoteAddress, reqSize, resSize,
 #: bizTime, totalTime, success, responseCode, exception, upstreamCode)
 AccessEntry = tuple[str, str, int, str, str, str, str, int, int, int, int, bool, str, str, str]
+
+#: what the request path queues: ``(entry, role, peer, requestID, request metadata, reqSize,
+#: response metadata or None, response status, (errcode, errmsg, errtype) of a call without
+#: answer or None, resSize, totalTime)``; the writer thread calls ``entry(raw)`` for the
+#: line's fields
+RawAccess = tuple[
+    Callable[..., AccessEntry],
+    str,
+    str,
+    int,
+    dict[str, str],
+    int,
+    dict[str, str] | None,
+    int,
+    tuple[int, str, int] | None,
+    int,
+    int,
+]
 
 _STRUCTURED_KEYS: Final = (
     "filterName",
@@ -86,24 +106,10 @@ def format_time(now: float) -> str:
 
 def format_plain(entry: AccessEntry) -> str:
     """The ``|``-separated message of one entry (without time and newline)."""
-    return "|".join(
-        [
-            entry[0],
-            entry[1],
-            str(entry[2]),
-            entry[3],
-            entry[4],
-            entry[5],
-            entry[6],
-            str(entry[7]),
-            str(entry[8]),
-            str(entry[9]),
-            str(entry[10]),
-            "true" if entry[11] else "false",
-            entry[12],
-            entry[13],
-            entry[14],
-        ]
+    return (
+        f"{entry[0]}|{entry[1]}|{entry[2]}|{entry[3]}|{entry[4]}|{entry[5]}|{entry[6]}|"
+        f"{entry[7]}|{entry[8]}|{entry[9]}|{entry[10]}|{'true' if entry[11] else 'false'}|"
+        f"{entry[12]}|{entry[13]}|{entry[14]}"
     )
 
 
@@ -172,23 +178,36 @@ class AccessLogWriter:
         self.written = 0
         self._period_discarded = 0
         self._buffer: collections.deque[AccessEntry] = collections.deque()
+        self._raw: collections.deque[RawAccess] = collections.deque()
         self._file: IO[str] | None = None
         self._hour = ""
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ request path
 
     def add(self, entry: AccessEntry) -> None:
         """Queue one entry; never blocks. Dropped (and counted) when the buffer is full."""
-        buffer = self._buffer
-        if len(buffer) >= self.buffer_size:
+        if len(self._buffer) + len(self._raw) >= self.buffer_size:
             self.discarded += 1
             self._period_discarded += 1
             return
-        buffer.append(entry)
-        if self._thread is None:
+        self._buffer.append(entry)
+        if self._writer is None:
+            self._start()
+
+    def add_raw(self, raw: RawAccess) -> None:
+        """Queue what a call's line is made of (:data:`RawAccess`): the writer thread makes
+        the fields (``raw[0](raw)``) and the line. Never blocks; dropped (and counted) when
+        the buffer is full."""
+        buffer = self._raw
+        if len(buffer) + len(self._buffer) >= self.buffer_size:
+            self.discarded += 1
+            self._period_discarded += 1
+            return
+        buffer.append(raw)
+        if self._writer is None:
             self._start()
 
     def take_discarded(self) -> int:
@@ -201,12 +220,12 @@ class AccessLogWriter:
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None or self._stop.is_set():
+            if self._writer is not None or self._stop.is_set():
                 return
-            self._thread = threading.Thread(
+            self._writer = threading.Thread(
                 target=self._run, name="motanmesh-access-log", daemon=True
             )
-            self._thread.start()
+            self._writer.start()
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL):
@@ -217,21 +236,31 @@ class AccessLogWriter:
     def flush(self) -> None:
         """Write what is buffered (the writer thread calls this; safe from any thread)."""
         buffer = self._buffer
-        if not buffer:
+        raws = self._raw
+        if not buffer and not raws:
             return
         with self._lock:
             lines: list[str] = []
-            stamp_second = -1
-            stamp = ""
+            stamp_milli = -1
+            prefix = ""
             fmt = format_structured if self.structured else format_plain
             sep = "\t\t" if self.structured else "\t"
-            while buffer:
-                entry = buffer.popleft()
+            while buffer or raws:
+                if buffer:
+                    entry = buffer.popleft()
+                else:
+                    raw = raws.popleft()
+                    try:
+                        entry = raw[0](raw)
+                    except Exception:
+                        log.exception("an access-log entry cannot be made")
+                        continue
                 now = time.time()
-                if int(now * 1000) != stamp_second:
-                    stamp_second = int(now * 1000)
-                    stamp = format_time(now)
-                lines.append(stamp + sep + fmt(entry) + "\n")
+                milli = int(now * 1000)
+                if milli != stamp_milli:
+                    stamp_milli = milli
+                    prefix = format_time(now) + sep
+                lines.append(prefix + fmt(entry) + "\n")
             self._write("".join(lines))
             self.written += len(lines)
 
@@ -277,7 +306,7 @@ class AccessLogWriter:
     def close(self) -> None:
         """Write what is left and stop the writer thread."""
         self._stop.set()
-        thread = self._thread
+        thread = self._writer
         if thread is not None:
             thread.join(timeout=5)
         else:
@@ -290,7 +319,7 @@ class AccessLogWriter:
             "structured": self.structured,
             "enabled": self.enabled,
             "bufferSize": self.buffer_size,
-            "buffered": len(self._buffer),
+            "buffered": len(self._buffer) + len(self._raw),
             "written": self.written,
             "discarded": self.discarded,
         }

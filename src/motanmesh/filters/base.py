@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from motanmesh.switcher import SwitcherManager
+from motanmesh.transport.endpoint import Reply
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
     ERRTYPE_BIZ,
@@ -70,6 +71,7 @@ Finish = Callable[[Frame | None, BaseException | None], None]
 #: one link of a chain
 Handler = Callable[["Call"], None]
 T = TypeVar("T")
+_perf_counter = time.perf_counter
 
 
 def error_kind(response: Frame | None, exc: BaseException | None) -> str | None:
@@ -86,13 +88,19 @@ def error_kind(response: Frame | None, exc: BaseException | None) -> str | None:
 
 
 class Call:
-    """One request passing through one chain."""
+    """One request passing through one chain.
+
+    A call is also the completion of its innermost step: it has the ``done()``,
+    ``set_result()`` and ``set_exception()`` of a :class:`~motanmesh.transport.endpoint.Reply`,
+    so the chain hands the call itself to the endpoint (or to the HA strategy) as the place
+    its answer goes, and no callback object is made per call."""
 
     __slots__ = (
         "_attrs",
         "_callbacks",
         "_done",
         "_finish",
+        "_reply",
         "changes",
         "conn",
         "peer",
@@ -112,8 +120,9 @@ class Call:
         role: str,
         peer: str,
         changes: dict[str, str],
-        finish: Finish,
+        finish: Finish | None = None,
         timeout: float | None = None,
+        reply: Reply | None = None,
     ) -> None:
         #: the request as received; its body is bytes and stays undecoded
         self.request = request
@@ -128,14 +137,17 @@ class Call:
         #: per-attempt timeout (seconds) of a client endpoint call
         self.timeout = timeout
         #: ``time.perf_counter()`` when the call entered its chain
-        self.start = time.perf_counter()
+        self.start = _perf_counter()
         #: the size in bytes of the response as it travels (set when known)
         self.response_size = -1
         #: server side: the caller's ``ServerConnection`` (peer address, TLS identity...)
         self.conn: Any = None
         #: server side: the response bytes as the provider wrote them
         self.raw_response: bytes | None = None
+        #: where the outcome goes once the filters have seen it: ``finish(response, exc)``
+        #: or a :class:`~motanmesh.transport.endpoint.Reply` (a Future, or another call)
         self._finish = finish
+        self._reply = reply
         self._callbacks: list[Completion] | None = None
         self._attrs: dict[str, Any] | None = None
         self._done = False
@@ -171,8 +183,8 @@ class Call:
             self._attrs = {}
         return self._attrs
 
-    @property
     def done(self) -> bool:
+        """Whether the call has ended (as ``asyncio.Future.done()``)."""
         return self._done
 
     # ------------------------------------------------------------------ completion
@@ -193,12 +205,40 @@ class Call:
         self._done = True
         callbacks = self._callbacks
         if callbacks is not None:
-            for callback in reversed(callbacks):
+            i = len(callbacks)
+            while i:
+                i -= 1
                 try:
-                    callback(self, response, exc)
+                    callbacks[i](self, response, exc)
                 except Exception:
                     log.exception("a filter failed at the end of a call to %s", self.service)
-        self._finish(response, exc)
+        try:
+            self._end(response, exc)
+        except Exception:  # must not break the read loop that delivered the answer
+            log.exception("answering a call to %s failed", self.service)
+
+    def _end(self, response: Frame | None, exc: BaseException | None) -> None:
+        """Hand the outcome on, after the filters have seen it."""
+        reply = self._reply
+        if reply is not None:
+            if reply.done():
+                return
+            if response is not None:
+                reply.set_result(response)
+            else:
+                reply.set_exception(exc if exc is not None else RuntimeError("no response"))
+            return
+        finish = self._finish
+        if finish is not None:
+            finish(response, exc)
+
+    def set_result(self, result: Frame, /) -> None:
+        """The answer of the step the call was handed to (a ``Reply``)."""
+        self.complete(result, None)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        """The failure of the step the call was handed to (a ``Reply``)."""
+        self.complete(None, exception)
 
     def fail(self, errcode: int, errmsg: str, errtype: int = ERRTYPE_SERVICE) -> None:
         """End the call with a Motan exception response (``M_e``)."""

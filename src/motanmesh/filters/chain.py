@@ -111,7 +111,7 @@ def _link(f: Filter, proceed: Handler) -> Handler:
         try:
             invoke(call, proceed)
         except Exception as e:
-            if not call.done:
+            if not call.done():
                 log.exception("filter %s failed on a call to %s", name, call.service)
                 call.complete(None, FilterError(f"filter {name} failed: {e}"))
 

@@ -231,7 +231,7 @@ def _go_on(call: Call, proceed: Handler) -> None:
     try:
         proceed(call)
     except Exception as e:
-        if not call.done:
+        if not call.done():
             call.complete(None, FilterError(f"filter rateLimit failed: {e}"))
 
 

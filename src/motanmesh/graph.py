@@ -23,6 +23,8 @@ agent's memory.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import struct
 import time
 from bisect import bisect_left
@@ -63,6 +65,7 @@ _BOUNDS_S: Final = tuple(b / 1000 for b in BUCKET_BOUNDS_MS)
 _perf_counter = time.perf_counter
 _bisect = bisect_left
 _HEAD_SIZE: Final = HEAD.size
+log = logging.getLogger("motanmesh.graph")
 
 
 class EdgeKey(NamedTuple):
@@ -185,16 +188,26 @@ class DependencyGraph:
             meta.get(M_GROUP) or group,
             meta.get(M_METHOD, ""),
         )
-        edge = self.edges.get(key) or self.edge(key)
+        edge = self.edges.get(key)
         if edge is None:
-            return
-        # Edge.record, inlined: this runs once per call
-        edge.calls += 1
-        edge.seconds += seconds
-        edge.max_seconds = max(edge.max_seconds, seconds)
-        edge.buckets[_bisect(_BOUNDS_S, seconds)] += 1
+            edge = self.edge(key)
+            if edge is None:
+                return
+        edge.record(seconds, None)
         if response is None or response.status:
             edge.count_error(error_kind(response, None))
+
+    def client_reply(
+        self,
+        request: Frame,
+        respond: Callable[[bytes], None],
+        changes: dict[str, str],
+        group: str,
+        answer: Answer,
+    ) -> ClientRecorder:
+        """The reply of a client-side call (``answer(request, respond, response, exc)``
+        writes the answer), recording the call once it is answered."""
+        return ClientRecorder(self, request, respond, changes, group, answer)
 
     def server_responder(
         self, request: Frame, respond: Callable[[bytes], None]
@@ -209,23 +222,19 @@ class DependencyGraph:
             meta.get(M_GROUP, ""),
             meta.get(M_METHOD, ""),
         )
-        edges = self.edges
-        start = _perf_counter()
+        return ServerRecorder(self, key, respond)
 
-        def answer(data: bytes) -> None:
-            respond(data)
-            seconds = _perf_counter() - start
-            edge = edges.get(key) or self.edge(key)
+    def server_answered(self, key: Key, start: float, data: bytes) -> None:
+        """A provider answered the call of ``key`` with ``data`` (written already)."""
+        seconds = _perf_counter() - start
+        edge = self.edges.get(key)
+        if edge is None:
+            edge = self.edge(key)
             if edge is None:
                 return
-            edge.calls += 1
-            edge.seconds += seconds
-            edge.max_seconds = max(edge.max_seconds, seconds)
-            edge.buckets[_bisect(_BOUNDS_S, seconds)] += 1
-            if len(data) < _HEAD_SIZE or data[3] & 0x07:
-                edge.count_error(raw_error(data))
-
-        return answer
+        edge.record(seconds, None)
+        if len(data) < _HEAD_SIZE or data[3] & 0x07:
+            edge.count_error(raw_error(data))
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy: the agent's application, the time span, and the edges."""
@@ -251,6 +260,84 @@ class DependencyGraph:
             "dropped": self.dropped,
             "edges": edges,
         }
+
+
+#: writes a client call's answer: ``(request, respond, response, exception)``
+Answer = Callable[[Frame, Callable[[bytes], None], Frame | None, BaseException | None], None]
+
+
+class ClientRecorder:
+    """The reply (``done``/``set_result``/``set_exception``, as a ``ReplyCallback``) of a
+    client-side call while the graph is on: writes the answer, then records the call (a
+    call given up, ``CancelledError``, is not recorded)."""
+
+    __slots__ = (
+        "_answer",
+        "_changes",
+        "_done",
+        "_graph",
+        "_group",
+        "_request",
+        "_respond",
+        "_start",
+    )
+
+    def __init__(
+        self,
+        graph: DependencyGraph,
+        request: Frame,
+        respond: Callable[[bytes], None],
+        changes: dict[str, str],
+        group: str,
+        answer: Answer,
+    ) -> None:
+        self._graph = graph
+        self._request = request
+        self._respond = respond
+        self._changes = changes
+        self._group = group
+        self._answer = answer
+        self._start = _perf_counter()
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Frame, /) -> None:
+        if not self._done:
+            self._done = True
+            self._call(result, None)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        if not self._done:
+            self._done = True
+            self._call(None, exception)
+
+    def _call(self, response: Frame | None, exc: BaseException | None) -> None:
+        request = self._request
+        try:
+            self._answer(request, self._respond, response, exc)
+        except Exception:  # must not break the read loop that delivered the response
+            log.exception("answering a call to %s failed", request.metadata.get(M_PATH, ""))
+        if not isinstance(exc, asyncio.CancelledError):
+            self._graph.client_done(request, self._changes, self._group, self._start, response)
+
+
+class ServerRecorder:
+    """``respond`` of a request handed to a provider while the graph is on: writes the
+    answer, then records the call."""
+
+    __slots__ = ("_graph", "_key", "_respond", "_start")
+
+    def __init__(self, graph: DependencyGraph, key: Key, respond: Callable[[bytes], None]) -> None:
+        self._graph = graph
+        self._key = key
+        self._respond = respond
+        self._start = _perf_counter()
+
+    def __call__(self, data: bytes) -> None:
+        self._respond(data)
+        self._graph.server_answered(self._key, self._start, data)
 
 
 def raw_error(data: bytes) -> str | None:

@@ -17,8 +17,9 @@ from typing import Any
 
 from motanmesh.agent.dispatcher import Provider
 from motanmesh.agent.providers import FrameDone, answer_bytes
-from motanmesh.filters.base import ROLE_SERVER, Call, FilterContext, Handler
+from motanmesh.filters.base import Call, FilterContext, Handler
 from motanmesh.filters.chain import FilterSet, build_chain, resolve_filters
+from motanmesh.filters.server import ServerCall
 from motanmesh.transport.endpoint import Reply
 from motanmesh.transport.server import Responder, ServerConnection
 from motanmesh.url import URL
@@ -57,7 +58,7 @@ class FilteredProvider:
         return self.filters.info()
 
     def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
-        call = _ServerCall(frame, self.url, conn, respond)
+        call = ServerCall(frame, self.url, conn, respond, answer_bytes)
         self._chain(call)
 
     def _deliver_reply(self, call: Call) -> None:
@@ -67,7 +68,7 @@ class FilteredProvider:
 
     def _deliver_frame(self, call: Call) -> None:
         assert self._serve_frame is not None
-        assert isinstance(call, _ServerCall)
+        assert isinstance(call, ServerCall)
         self._serve_frame(_with_changes(call), call.conn, call.answered)
 
     def _deliver(self, call: Call) -> None:
@@ -76,39 +77,6 @@ class FilteredProvider:
 
 FrameServer = Callable[[Frame, ServerConnection, FrameDone], None]
 ReplyServer = Callable[[Frame, ServerConnection, Reply], None]
-
-
-class _ServerCall(Call):
-    """A server-side call: answered to the caller's connection."""
-
-    __slots__ = ("_respond",)
-
-    def __init__(self, frame: Frame, url: URL, conn: ServerConnection, respond: Responder) -> None:
-        super().__init__(frame, url, ROLE_SERVER, conn.peer, {})
-        self.conn = conn
-        self._respond = respond
-
-    def set_result(self, result: Frame, /) -> None:
-        self.answered(result, None)
-
-    def set_exception(self, exception: BaseException, /) -> None:
-        self.answered(None, exception)
-
-    def answered(self, response: Frame | None, exc: BaseException | None) -> None:
-        """The provider's response frame: encode it now (filters see its size), then end
-        the call."""
-        if self._done:
-            return
-        raw = self.raw_response = answer_bytes(self.request, response, exc)
-        self.response_size = len(raw)
-        self.complete(response, exc)
-
-    def _end(self, response: Frame | None, exc: BaseException | None) -> None:
-        raw = self.raw_response
-        if raw is None:
-            raw = answer_bytes(self.request, response, exc)
-            self.response_size = len(raw)
-        self._respond(raw)
 
 
 def _with_changes(call: Call) -> Frame:

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from functools import partial
-from time import perf_counter
 from typing import Final
 
 from motanmesh.cluster.cluster import Cluster
@@ -113,25 +112,8 @@ class ClientRouter:
         if graph is None:
             found.send(frame, ReplyCallback(partial(_answer, frame, respond)), changes)
             return
-        answer = partial(
-            _answer_recorded, graph, found.refer.group, changes, perf_counter(), frame, respond
-        )
-        found.send(frame, ReplyCallback(answer), changes)
-
-
-def _answer_recorded(
-    graph: DependencyGraph,
-    group: str,
-    changes: dict[str, str],
-    start: float,
-    request: Frame,
-    respond: Responder,
-    response: Frame | None,
-    exc: BaseException | None,
-) -> None:
-    _answer(request, respond, response, exc)
-    if not isinstance(exc, asyncio.CancelledError):
-        graph.client_done(request, changes, group, start, response)
+        reply = graph.client_reply(frame, respond, changes, found.refer.group, _answer)
+        found.send(frame, reply, changes)
 
 
 def _answer(

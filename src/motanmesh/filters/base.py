@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from motanmesh.switcher import SwitcherManager
 from motanmesh.transport.endpoint import Reply
 from motanmesh.url import URL
@@ -87,6 +89,7 @@ def error_kind(response: Frame | None, exc: BaseException | None) -> str | None:
     return ERROR_BIZ if parse_exception(value).errtype == ERRTYPE_BIZ else ERROR_OTHER
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Call:
     """One request passing through one chain.
 
@@ -255,6 +258,7 @@ class Call:
         )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Filter(ABC):
     """Base of every filter. Subclasses set :attr:`name`, :attr:`kind`, :attr:`index` and
     implement :meth:`invoke`. One instance serves one refer or one exported service, so it

@@ -22,6 +22,13 @@ one run; their paths are named ``server/interpreted`` and ``mesh/interpreted``.
         [--builds installed[,interpreted]] [--filters accessLog,metrics[;metrics]]
         [--variant NAME=MAPPING ...]
 
+Beside the throughput, each point reports the agents' CPU time per request (``cpu us``: user
+and system time of the agent processes on the path, read from ``/proc`` over the measured
+part of the load, divided by the requests answered in it; the best round) and ``cpu ratio``,
+the CPU per request of the same path without filters (``server``, ``mesh``) over this path's:
+on a saturated machine shared with other work that ratio is steadier than the throughput's,
+since time spent waiting for a core is not counted.
+
 ``--variant NAME=MAPPING`` (repeatable) runs one more pair of agents whose ``motan-agent``
 sections get the keys of the YAML flow mapping, e.g.
 ``--variant 'trace={globalFilter: trace, tracing.exporter: file}'``; its paths are named
@@ -38,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +93,35 @@ motan-refer:
   echo: {{registry: local, path: {SERVICE}, group: {GROUP}, requestTimeout: 3000}}
 """)
     return server, client
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of ``pids`` (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def load_with_cpu(
+    tools: Path, addr: str, conc: int, seconds: float, pids: list[int]
+) -> tuple[dict[str, Any], float | None]:
+    """motanload's figures, and the CPU microseconds ``pids`` spent per request while it
+    measured (its first second is a warm-up that is not counted; neither is the CPU in it)."""
+    if not pids:
+        return motanload(tools, addr, conc, seconds), None
+    out: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: out.append(motanload(tools, addr, conc, seconds)))
+    thread.start()
+    time.sleep(1.1)
+    t0, c0 = time.monotonic(), cpu_seconds(pids)
+    time.sleep(max(0.2, seconds - 0.2))
+    t1, c1 = time.monotonic(), cpu_seconds(pids)
+    thread.join()
+    result = out[0]
+    answered = result["rps"] * (t1 - t0)
+    return result, (c1 - c0) / answered * 1e6 if answered else None
 
 
 def start_agents(
@@ -180,26 +217,37 @@ def main() -> int:
             f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.seconds:g} s/point, "
             f"best of {args.rounds} interleaved rounds"
         )
+        pids: dict[str, list[int]] = {"direct": []}
+        for key, (server, client) in agents.items():
+            suffix = "" if key == "installed" else f"/{key}"
+            pids[f"server{suffix}"] = [server.pid]
+            pids[f"mesh{suffix}"] = [server.pid, client.pid]
         best: dict[tuple[str, int], dict[str, Any]] = {}
+        cpu: dict[tuple[str, int], float] = {}
         for _ in range(args.rounds):
             for conc in concs:
                 for name, addr in paths.items():
-                    r = motanload(tools, addr, conc, args.seconds)
+                    r, us = load_with_cpu(tools, addr, conc, args.seconds, pids[name])
                     if (name, conc) not in best or r["rps"] > best[(name, conc)]["rps"]:
                         best[(name, conc)] = r
+                    if us is not None and us < cpu.get((name, conc), float("inf")):
+                        cpu[(name, conc)] = us
         width = max(len(name) for name in paths)
         print(
             f"{'path':{width}s} {'c':>3s} {'rps':>9s} {'ratio':>6s} {'p50 ms':>7s} "
-            f"{'p99 ms':>7s} {'errors':>6s}"
+            f"{'p99 ms':>7s} {'errors':>6s} {'cpu us':>7s} {'cpu ratio':>9s}"
         )
         for conc in concs:
             base = best[("direct", conc)]["rps"]
             for name in paths:
                 r = best[(name, conc)]
                 errs = r["errors"] + r["exceptions"]
+                us = cpu.get((name, conc))
+                plain = cpu.get((name.split("/")[0], conc))
+                cpu_text = f"{us:7.1f} {plain / us:9.3f}" if us and plain else ""
                 print(
                     f"{name:{width}s} {conc:3d} {r['rps']:9.0f} {r['rps'] / base:6.3f} "
-                    f"{r['p50_ms']:7.3f} {r['p99_ms']:7.3f} {errs:6d}",
+                    f"{r['p50_ms']:7.3f} {r['p99_ms']:7.3f} {errs:6d} {cpu_text}",
                     flush=True,
                 )
         for build, (server, client) in agents.items():

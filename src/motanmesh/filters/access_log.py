@@ -12,6 +12,7 @@ address (client endpoint) or empty (cluster). Times are whole milliseconds.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from time import perf_counter as _now
 from typing import Any, ClassVar, Final
 
@@ -85,6 +86,33 @@ def _transport_exception(exc: BaseException) -> tuple[int, str, int]:
     return 500, "cluster call error: " + text, 1
 
 
+def _outcome(
+    rmeta: dict[str, str] | None, status: int, failure: tuple[int, str, int] | None
+) -> tuple[int, str, str, str]:
+    """``(bizTime, responseCode, exception, upstreamCode)`` of an answer's metadata and
+    status, or of the failure of a call without answer."""
+    biz = 0
+    upstream = ""
+    exception = ""
+    code = "200"
+    if rmeta is not None:
+        if rmeta:
+            pt = rmeta.get(M_PROCESS_TIME)
+            if pt:
+                biz = int(pt) if pt.isdigit() else 0
+            upstream = rmeta.get(UPSTREAM_CODE, "")
+        value = rmeta.get(M_EXCEPTION) if status else None
+        if value:
+            e = parse_exception(value)
+            exception = exception_json(e.errcode, e.errmsg, e.errtype)
+            code = str(e.errcode)
+    elif failure is not None:
+        errcode, errmsg, errtype = failure
+        exception = exception_json(errcode, errmsg, errtype)
+        code = str(errcode)
+    return biz, code, exception, upstream
+
+
 class AccessLogFilter(Filter):
     """One access-log line per call on a provider endpoint or around a provider.
 
@@ -101,9 +129,11 @@ class AccessLogFilter(Filter):
     def __init__(self, url: URL, context: FilterContext) -> None:
         super().__init__(url, context)
         self.writer = access_log_writer(context)
-        self._add = self.writer.add_raw
-        self._entry = self.entry
+        self._add: Callable[[RawAccess], None] = self.writer.add_raw
         self._watch = self._done
+        #: the line's first fields, made once
+        self._client_head = f"{self.name}|{CLIENT_ROLE}|"
+        self._server_head = f"{self.name}|{SERVER_ROLE}|"
 
     def invoke(self, call: Call, proceed: Handler, /) -> None:
         if self.writer.enabled:
@@ -129,7 +159,7 @@ class AccessLogFilter(Filter):
         # no frame is kept (their bodies could be large): the metadata and the sizes
         self._add(
             (
-                self._entry,
+                self,
                 call.role,
                 call.peer,
                 request.request_id,
@@ -146,34 +176,8 @@ class AccessLogFilter(Filter):
     def entry(self, raw: RawAccess) -> AccessEntry:
         """The fields of one line from what the request path queued (the writer thread)."""
         _, role, peer, request_id, meta, req_size, rmeta, status, failure, res_size, total = raw
-        if self.around_cluster:
-            role_name = CLIENT_ROLE
-            remote = ""
-        elif role == ROLE_SERVER:
-            role_name = SERVER_ROLE
-            remote = meta.get(HOST_KEY, "")
-        else:
-            role_name = CLIENT_ROLE
-            remote = peer
-        biz = 0
-        upstream = ""
-        exception = ""
-        code = "200"
-        if rmeta is not None:
-            if rmeta:
-                pt = rmeta.get(M_PROCESS_TIME)
-                if pt:
-                    biz = int(pt) if pt.isdigit() else 0
-                upstream = rmeta.get(UPSTREAM_CODE, "")
-            value = rmeta.get(M_EXCEPTION) if status else None
-            if value:
-                e = parse_exception(value)
-                exception = exception_json(e.errcode, e.errmsg, e.errtype)
-                code = str(e.errcode)
-        elif failure is not None:
-            errcode, errmsg, errtype = failure
-            exception = exception_json(errcode, errmsg, errtype)
-            code = str(errcode)
+        role_name, remote = self._where(role, peer, meta)
+        biz, code, exception, upstream = _outcome(rmeta, status, failure)
         return (
             self.name,
             role_name,
@@ -191,6 +195,42 @@ class AccessLogFilter(Filter):
             exception,
             upstream,
         )
+
+    def line(self, raw: RawAccess) -> str:
+        """``format_plain(self.entry(raw))``, made in one step (the writer thread)."""
+        _, role, peer, request_id, meta, req_size, rmeta, status, failure, res_size, total = raw
+        if self.around_cluster:
+            head = self._client_head
+            remote = ""
+        elif role == ROLE_SERVER:
+            head = self._server_head
+            remote = meta.get(HOST_KEY, "")
+        else:
+            head = self._client_head
+            remote = peer
+        if rmeta is not None and not status:  # a plain success: the common case
+            pt = rmeta.get(M_PROCESS_TIME) if rmeta else None
+            biz = (int(pt) if pt.isdigit() else 0) if pt else 0
+            upstream = rmeta.get(UPSTREAM_CODE, "") if rmeta else ""
+            return (
+                f"{head}{request_id}|{meta.get(M_PATH, '')}|{meta.get(M_METHOD, '')}|"
+                f"{meta.get(M_METHOD_DESC, '')}|{remote}|{req_size}|{res_size}|{biz}|{total}|"
+                f"true|200||{upstream}"
+            )
+        biz, code, exception, upstream = _outcome(rmeta, status, failure)
+        return (
+            f"{head}{request_id}|{meta.get(M_PATH, '')}|{meta.get(M_METHOD, '')}|"
+            f"{meta.get(M_METHOD_DESC, '')}|{remote}|{req_size}|{res_size}|{biz}|{total}|"
+            f"{'false' if exception else 'true'}|{code}|{exception}|{upstream}"
+        )
+
+    def _where(self, role: str, peer: str, meta: dict[str, str]) -> tuple[str, str]:
+        """The line's ``role`` and ``remoteAddress``."""
+        if self.around_cluster:
+            return CLIENT_ROLE, ""
+        if role == ROLE_SERVER:
+            return SERVER_ROLE, meta.get(HOST_KEY, "")
+        return CLIENT_ROLE, peer
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "accessLog": self.writer.info()}

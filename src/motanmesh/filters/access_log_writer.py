@@ -25,9 +25,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, Protocol
 
 __all__ = [
     "ACCESS_LOG_FILE",
@@ -35,6 +34,7 @@ __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "AccessEntry",
     "AccessLogWriter",
+    "LineMaker",
     "RawAccess",
     "format_plain",
     "format_structured",
@@ -53,12 +53,24 @@ FLUSH_INTERVAL: Final = 0.05
 #: bizTime, totalTime, success, responseCode, exception, upstreamCode)
 AccessEntry = tuple[str, str, int, str, str, str, str, int, int, int, int, bool, str, str, str]
 
-#: what the request path queues: ``(entry, role, peer, requestID, request metadata, reqSize,
+
+class LineMaker(Protocol):
+    """What makes the line of a :data:`RawAccess` (the access-log filter that queued it)."""
+
+    def entry(self, raw: RawAccess, /) -> AccessEntry:
+        """The line's fields."""
+        ...
+
+    def line(self, raw: RawAccess, /) -> str:
+        """``format_plain(self.entry(raw))``."""
+        ...
+
+
+#: what the request path queues: ``(maker, role, peer, requestID, request metadata, reqSize,
 #: response metadata or None, response status, (errcode, errmsg, errtype) of a call without
-#: answer or None, resSize, totalTime)``; the writer thread calls ``entry(raw)`` for the
-#: line's fields
+#: answer or None, resSize, totalTime)``; the writer thread asks ``maker`` for the line
 RawAccess = tuple[
-    Callable[..., AccessEntry],
+    LineMaker,
     str,
     str,
     int,
@@ -245,13 +257,16 @@ class AccessLogWriter:
             prefix = ""
             fmt = format_structured if self.structured else format_plain
             sep = "\t\t" if self.structured else "\t"
+            structured = self.structured
             while buffer or raws:
                 if buffer:
-                    entry = buffer.popleft()
+                    text = fmt(buffer.popleft())
                 else:
                     raw = raws.popleft()
                     try:
-                        entry = raw[0](raw)
+                        text = (
+                            format_structured(raw[0].entry(raw)) if structured else raw[0].line(raw)
+                        )
                     except Exception:
                         log.exception("an access-log entry cannot be made")
                         continue
@@ -260,7 +275,7 @@ class AccessLogWriter:
                 if milli != stamp_milli:
                     stamp_milli = milli
                     prefix = format_time(now) + sep
-                lines.append(prefix + fmt(entry) + "\n")
+                lines.append(prefix + text + "\n")
             self._write("".join(lines))
             self.written += len(lines)
 

@@ -1,6 +1,7 @@
 """``motanmesh demo``: the demos of ``scripts/demo``, as a subcommand.
 
-``motanmesh demo`` (or ``motanmesh demo mesh``) runs the small mesh of the README's main job;
+``motanmesh demo`` (or ``motanmesh demo mesh [--tls] [--keep]``: a demo's own options follow
+its name) runs the small mesh of the README's main job;
 ``motanmesh demo autopilot [--quick] [--registry zookeeper://host:port] [--picture FILE]``
 runs the autopilot scenario (docs/autopilot.md): a surge in IDC A, traffic moved to IDC B
 and back, a timeline every second, a summary and an SVG picture of the run. The exit code is

@@ -87,6 +87,7 @@ class Autopilot:
         #: and the application of each agent found through the registry, by address
         self.agent_commands: dict[str, str | None] = {}
         self.agent_apps: dict[str, str] = {}
+        self._agent_level = False  # whether any agent command is non-empty (this round)
         self.stale = ""
         self.rounds = 0
         self.round_seconds = 0.0
@@ -174,6 +175,8 @@ class Autopilot:
     def agent_operator(self, group: str, service: str) -> tuple[str, ClientCommand] | None:
         """An operator's agent-level traffic command covering ``service`` in force at client
         agents that send ``group``'s calls: (application, command), or None."""
+        if not self._agent_level:
+            return None  # no agent command anywhere (the common case, kept cheap)
         apps = {
             self.agent_apps[o] for o in self.store.senders(group, service) if o in self.agent_apps
         }
@@ -261,6 +264,7 @@ class Autopilot:
         self.store.prune(now)
         await self._refresh_instances(now)
         self.stale = self.problem(now)
+        self._agent_level = any(self.agent_commands.values())
         recorded: list[Decision] = []
         for runtime in self.services.values():
             recorded.extend(await self._evaluate_service(runtime, now))

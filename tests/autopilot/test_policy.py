@@ -167,3 +167,21 @@ def test_a_wobbling_surge_is_not_moved_back_before_it_passes() -> None:
     assert max(moved[:60]) >= 40
     assert direction_changes(moved) == 1
     assert moved[-1] == 0 and "return" in rules[60:]
+
+
+def test_a_dip_in_the_demand_is_not_the_end_of_the_surge() -> None:
+    # a client stalls for 3 s in the middle of a surge: its measured demand dips under the
+    # warning level, then comes back; the shift is held until the demand has stayed low
+    # for ``hold`` seconds
+    surge = [{A: 120.0, B: 10.0}] * 15
+    dip = [{A: 40.0, B: 10.0}] * 3
+    moved, rules = run(
+        service(hold=5.0, cooldown=1.0),
+        surge + dip + surge + [{A: 30.0, B: 10.0}] * 30,
+    )
+    assert max(moved) >= 40
+    assert direction_changes(moved) == 1, moved
+    assert moved[-1] == 0
+    first_return = rules.index("return")
+    last_over = len(surge) * 2 + len(dip) - 1
+    assert first_return >= last_over + 5  # held for ``hold`` after the real fall

@@ -13,6 +13,7 @@ in force."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,15 @@ def check(summary: Summary, scenario: Scenario) -> None:
     timeline = "\n".join(timeline_line(s) for s in scenario.samples)
     decisions = (scenario.workdir / "autopilot-decisions.jsonl").read_text()
     failed = "\n".join(failure_report(scenario.failures))
+    changes = "\n".join(
+        f"{d.time} {d.group} {d.rule}: {d.before} -> {d.after} ({d.detail}) "
+        f"{json.dumps(d.inputs, separators=(',', ':'))}"
+        for d in read_decisions(scenario.workdir / "autopilot-decisions.jsonl")
+        if d.written or d.before != d.after
+    )
     where = (
         f"\n{timeline}\n{chr(10).join(summary.lines())}\nfailed calls:\n{failed}\n"
-        f"decisions:\n{decisions[-6000:]}"
+        f"decisions that changed a split:\n{changes}\nthe last decisions:\n{decisions[-4000:]}"
     )
     assert summary.crossed_at is not None and summary.moved20_at is not None, where
     assert summary.moved20_at - summary.crossed_at <= 10.0, where

@@ -16,9 +16,10 @@ Shares are whole percentages (what ``mergeGroups`` weights can express). For eac
   moves), unless traffic was moved back less than ``cooldown`` seconds ago. Once traffic
   moves, a raise smaller than the hysteresis is not made.
 * **return**: need < f - ``hysteresis``: move back up to one step, but only once A's
-  demand level is no longer over the warning level (the surge has passed: a demand that
-  wobbles around its peak does not move traffic back and forth), ``hold`` seconds have
-  passed since the last shift and ``cooldown`` since the last change.
+  demand level has stayed under the warning level for ``hold`` seconds (the surge has
+  passed: a demand that wobbles around its peak, or dips for a moment, does not move
+  traffic back and forth), ``hold`` seconds have passed since the last shift and
+  ``cooldown`` since the last change.
 
 The share sent away is divided between the receivers in proportion to their room. Nothing here
 reads a clock or does I/O: ``now`` is given, :class:`Memory` carries the times of changes.
@@ -55,6 +56,7 @@ class Memory:
 
     last_raise: float = -math.inf
     last_lower: float = -math.inf
+    last_over: float = -math.inf  # the last round the source was over its warning level
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,8 @@ def decide(
             # the SLO guard; a group that takes others' calls is relieved by them instead
             need = min(max_pct, f + step)
             over = True
+        if over:
+            mem.last_over = now
         target_pct = f
         level = f"demand level {me.demand_level:.2f}"
         if f > cap + max(1, hysteresis // 2):
@@ -177,7 +181,9 @@ def decide(
                 # the surge has not passed: noise in the demand must not move traffic back
                 # and forth (the split changes direction once per surge)
                 detail = f"{level} > warning; keeping {f}% moved until the surge passes"
-            elif now - mem.last_raise < policy.hold:
+            elif now - max(mem.last_raise, mem.last_over) < policy.hold:
+                # a dip of the demand (a client stalled for a moment) is not the end of the
+                # surge: it must stay under the warning level for ``hold`` seconds
                 rule, detail = "hold", f"{level}; holding the shift for {policy.hold:g}s"
             elif now - max(mem.last_raise, mem.last_lower) < policy.cooldown:
                 rule, detail = "cooldown", f"{level}; waiting {policy.cooldown:g}s between steps"

@@ -51,6 +51,8 @@ WARNING, TARGET = 0.8, 0.6
 # (rarely over 1 s) for one telemetry window (3 s). The limit sits well above the stalls
 # and the breach must last longer than a window.
 P99_LIMIT, SLO_SUSTAIN = 2.0, 5.0
+#: how late (s) the load generator may fall behind its schedule before it skips calls
+LATE = 0.5
 READY = {"agent": "motanmesh agent ready:", "service": "demo-service listening on"}
 
 
@@ -157,6 +159,7 @@ class Summary:
     direction_changes: int = 0
     max_moved: int = 0
     max_p99: tuple[float, float] = (0.0, 0.0)  # the highest p99 seen in A and in B, seconds
+    unsent: int = 0  # calls the load generator skipped while it was held up
 
     @property
     def failure_ratio(self) -> float:
@@ -176,6 +179,7 @@ class Summary:
             f"the split changed direction {self.direction_changes} time(s)",
             f"highest p99 latency: A {self.max_p99[0] * 1000:.0f}ms, "
             f"B {self.max_p99[1] * 1000:.0f}ms (SLO guard at {P99_LIMIT * 1000:.0f}ms)",
+            f"calls the load generator skipped while it was held up (CPU): {self.unsent}",
         ]
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +194,7 @@ class Summary:
             "directionChanges": self.direction_changes,
             "maxMoved": self.max_moved,
             "maxP99": list(self.max_p99),
+            "unsent": self.unsent,
         }
 
 
@@ -328,6 +333,7 @@ class Scenario:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    unsent: int = 0  # calls the load generator skipped because it was held up
 
     def __post_init__(self) -> None:
         self.ports = {
@@ -398,11 +404,30 @@ class Scenario:
             self.wait_output(f"server-{name}", READY["agent"])
             self.wait_output(f"client-{name}", READY["agent"])
             self.management(self.ports[name]["mport"], "/200")
+        # the autopilot starts on a working mesh: every client agent reaches its group's
+        # server agent through the registry (so the registry lists every group's instances
+        # when the autopilot first counts them; a group counted at 0 instances has no
+        # capacity, and its demand would look like an overload)
+        asyncio.run(self._warm_up())
         config = self.workdir / "autopilot.yaml"
         declared = self.declared or self.capacity
         config.write_text(autopilot_yaml(registry, declared, self.console_port))
         self.spawn("autopilot", "autopilot", "-c", str(config))
         self.wait_output("autopilot", "motanmesh autopilot ready:")
+
+    async def _warm_up(self, timeout: float = 60.0) -> None:
+        for name, group in GROUPS.items():
+            address = f"127.0.0.1:{self.ports[name]['cport']}"
+            deadline = time.monotonic() + timeout
+            async with MotanClient(address, application="demo-warm-up", timeout=5.0) as client:
+                while True:
+                    try:
+                        await client.call(SERVICE, "echo", "warm-up", group=group)
+                        break
+                    except Exception as exc:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"IDC {name}: no call went through: {exc}") from exc
+                        await asyncio.sleep(0.2)
 
     @staticmethod
     def management(port: int, path: str) -> str:
@@ -462,6 +487,12 @@ class Scenario:
                 t = time.monotonic() - start
                 want = demand_at(self.phases, t)[0 if name == "a" else 1] * self.capacity
                 next_at += 1.0 / max(want, 0.5)
+                late = time.monotonic() - next_at
+                if late > LATE:
+                    # the generator itself was held up (a CPU stall of this process): the
+                    # calls it owes are not sent in a burst, which would look like a surge
+                    self.unsent += round(late * want)
+                    next_at = time.monotonic()
                 if len(in_flight) < 500:
                     task = asyncio.create_task(one())
                     in_flight.add(task)
@@ -515,7 +546,9 @@ class Scenario:
         last.ok, last.failed = extra_ok, extra_failed
         if extra_ok or extra_failed:
             self.samples.append(last)
-        return summarize(self.samples, self.phases)
+        summary = summarize(self.samples, self.phases)
+        summary.unsent = self.unsent
+        return summary
 
     def picture(self) -> str:
         """Water levels, demand and the share moved over time (SVG)."""

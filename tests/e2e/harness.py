@@ -49,6 +49,11 @@ SERVICE_READY: Final = "demo-service listening on"
 START_TIMEOUT: Final = 60.0
 WAIT_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 10.0
+#: the call timeouts of the load tests (the refer's ``requestTimeout`` in ms, the test client's
+#: in s): a test about losing an instance or a registry must not count a call that a busy
+#: machine was merely slow to answer (a lost instance fails its calls at once, by a reset)
+LOAD_TIMEOUT_MS: Final = 60_000
+LOAD_TIMEOUT: Final = 60.0
 
 
 class HarnessError(AssertionError):
@@ -461,6 +466,6 @@ async def run_load(
     await asyncio.gather(*(worker() for _ in range(workers)))
 
 
-def instance_client(agent: AgentProcess, timeout: float = 5.0) -> MotanClient:
+def instance_client(agent: AgentProcess, timeout: float = LOAD_TIMEOUT) -> MotanClient:
     """A client of ``INSTANCE_SERVICE`` through ``agent``."""
     return MotanClient(agent.address, application="e2e-app", group=INSTANCE_GROUP, timeout=timeout)

@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.harness import (
     INSTANCE_GROUP,
     INSTANCE_SERVICE,
+    LOAD_TIMEOUT_MS,
     AgentProcess,
     Instance,
     Load,
@@ -46,7 +47,7 @@ async def failover_mesh(
             loadbalance="roundrobin",
             haStrategy="failover",
             retries=1,
-            requestTimeout=1000,
+            requestTimeout=LOAD_TIMEOUT_MS,
         )
     }
     client = mesh.agent("client", client_agent_config("client", mesh.registry, refers))

@@ -12,6 +12,7 @@ from tests.e2e.harness import (
     INSTANCE_ENV,
     INSTANCE_GROUP,
     INSTANCE_SERVICE,
+    LOAD_TIMEOUT_MS,
     AgentProcess,
     Instance,
     Load,
@@ -32,7 +33,7 @@ FAILOVER = {
     "haStrategy": "failover",
     "retries": 1,
     "loadbalance": "roundrobin",
-    "requestTimeout": 2000,
+    "requestTimeout": LOAD_TIMEOUT_MS,
 }
 
 

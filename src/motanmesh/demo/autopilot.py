@@ -51,6 +51,8 @@ WARNING, TARGET = 0.8, 0.6
 # (rarely over 1 s) for one telemetry window (3 s). The limit sits well above the stalls
 # and the breach must last longer than a window.
 P99_LIMIT, SLO_SUSTAIN = 2.0, 5.0
+#: rounds the autopilot makes (interval 0.5 s), with fresh telemetry, before the profile starts
+SETTLE_ROUNDS = 10
 #: how late (s) the load generator may fall behind its schedule before it skips calls
 LATE = 0.5
 READY = {"agent": "motanmesh agent ready:", "service": "demo-service listening on"}
@@ -414,6 +416,15 @@ class Scenario:
         config.write_text(autopilot_yaml(registry, declared, self.console_port))
         self.spawn("autopilot", "autopilot", "-c", str(config))
         self.wait_output("autopilot", "motanmesh autopilot ready:")
+        # the profile starts once the autopilot has settled: its first rounds (discovery,
+        # first scrapes, the console) are a burst of CPU that, on a busy machine, stalled
+        # the agents and made the first seconds of the load look like a surge
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            state = self.state()
+            if int(state.get("rounds", 0)) >= SETTLE_ROUNDS and not state.get("stale"):
+                break
+            time.sleep(0.2)
 
     async def _warm_up(self, timeout: float = 60.0) -> None:
         for name, group in GROUPS.items():

@@ -17,7 +17,7 @@ from motanmesh.config.loader import load_config
 from motanmesh.config.model import Config
 from motanmesh.config.overrides import apply_overrides
 from motanmesh.transport.loop import install as install_loop
-from motanmesh.transport.memory import release_memory, tune_for_large_buffers
+from motanmesh.transport.memory import RELEASE_INTERVAL, release_memory, tune_for_large_buffers
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,6 +101,14 @@ async def _serve(config: Config, *, recover: bool) -> int:
     gc.collect()
     release_memory()
     loop = asyncio.get_running_loop()
+
+    def release() -> None:
+        # the heap keeps freed memory for the next large buffers (transport.memory); what a
+        # burst left free is given back every few seconds rather than never
+        release_memory()
+        loop.call_later(RELEASE_INTERVAL, release)
+
+    loop.call_later(RELEASE_INTERVAL, release)
     tasks: set[asyncio.Task[None]] = set()
 
     def spawn(coro: Coroutine[Any, Any, None]) -> None:

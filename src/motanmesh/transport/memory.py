@@ -9,7 +9,8 @@ the buffers of a few MB that a proxy allocates and frees on every call are reuse
 heap (measured in ``benchmarks/README.md``, "Large bodies": 4-5x less CPU per 64 KB frame in
 the decoder). Memory a slow connection made the heap grow by is still given back:
 :func:`release_memory` asks glibc to return what it can (``malloc_trim``) after such a
-connection has gone. On other C libraries both do nothing.
+connection has gone, and a running agent calls it every ``RELEASE_INTERVAL`` seconds. On
+other C libraries both do nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +19,21 @@ import ctypes
 import os
 from typing import Final
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "release_memory", "tune_for_large_buffers"]
+__all__ = [
+    "MMAP_THRESHOLD",
+    "RELEASE_INTERVAL",
+    "TRIM_THRESHOLD",
+    "release_memory",
+    "tune_for_large_buffers",
+]
 
 #: buffers up to this size come from the heap instead of a mapping of their own
 MMAP_THRESHOLD: Final = 4 * 1024 * 1024
 #: free memory at the top of the heap kept for the next buffers instead of given back
 TRIM_THRESHOLD: Final = 32 * 1024 * 1024
+#: seconds between two calls of :func:`release_memory` by a running agent (one costs well
+#: under a millisecond)
+RELEASE_INTERVAL: Final = 10.0
 _M_TRIM_THRESHOLD: Final = -1
 _M_MMAP_THRESHOLD: Final = -3
 #: environment variables with which glibc takes the same settings from the operator

@@ -6,13 +6,13 @@ caller reached an exported service), the calling application (``M_s``, as the ca
 it), the service, group and method. Each :class:`Edge` keeps the number of calls, business and
 other errors, and the latency (sum, maximum, and a coarse histogram for percentiles).
 
-The agent records it itself when ``motan-agent.dependencyGraph`` is true (off by default: it
-costs about 3 µs per call and agent, see ``benchmarks/README.md``): the client
-router calls :meth:`DependencyGraph.client_done` when a call's answer goes back to the
-application (once per call, retries included), the export dispatcher wraps the answer of each
-request it hands to a provider (:meth:`DependencyGraph.server_responder`). ``/debug/graph`` on
-the management port returns :meth:`DependencyGraph.snapshot`; ``motanmesh ctl graph`` gathers
-the snapshots of many agents (:mod:`motanmesh.control.graph`).
+The agent records it itself when ``motan-agent.dependencyGraph`` is true (off by default; see
+"The call path compiled" in ``benchmarks/README.md`` for what it costs): the client router's
+reply is a :class:`ClientRecorder`, which records a call when its answer goes back to the
+application (once per call, retries included); the export dispatcher hands each provider a
+:class:`ServerRecorder` as the way to answer. ``/debug/graph`` on the management port returns
+:meth:`DependencyGraph.snapshot`; ``motanmesh ctl graph`` gathers the snapshots of many agents
+(:mod:`motanmesh.control.graph`). The module is compiled by mypyc (``setup.py``).
 
 Recording is cheap: a tuple of four metadata values, a dict lookup and a few additions per
 call; the body is never decoded, and an answer's metadata only when its header says it is an

@@ -1,8 +1,10 @@
 """Endpoint filters around a server-side provider.
 
-A provider that can answer with a frame (``serve_frame``, as the motan2 reverse proxy does)
-hands filters its response frame, and the wrapper writes it as the provider would have
-(:func:`~motanmesh.agent.providers.answer_bytes`). Any other provider answers with the bytes
+A provider that can answer with a frame (``serve_reply`` or ``serve_frame``, as the motan2
+reverse proxy does) hands filters its response frame, and the wrapper writes it as the
+provider would have (:func:`~motanmesh.agent.providers.answer_bytes`); with ``serve_reply``
+the call (a :class:`~motanmesh.filters.server.ServerCall`) is itself the reply the provider's
+endpoint completes. Any other provider answers with the bytes
 it would write; the wrapper then reads their header and metadata (never the body) so filters
 see a :class:`Frame`, and writes the bytes unchanged. A call a filter ends itself is answered
 with the frame it gives.

@@ -287,8 +287,11 @@ class TlsListener:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            reason = classify_tls_error(e) if context is not None else "handshake"
-            server.tls_refuse(reason, f"refusing TLS from {incoming.peer}: {_describe(e)}")
+            if context is None:  # a plaintext peer gone at once (reset): not a refusal
+                _log.debug("plaintext connection from %s failed: %s", incoming.peer, e)
+            else:
+                reason = classify_tls_error(e)
+                server.tls_refuse(reason, f"refusing TLS from {incoming.peer}: {_describe(e)}")
         finally:
             self._incoming.discard(incoming)
             if not incoming.handed:

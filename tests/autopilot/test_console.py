@@ -11,8 +11,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from selenium.webdriver.common.by import By
-
 from motanmesh.autopilot.console import Console
 from motanmesh.autopilot.runner import Autopilot
 from motanmesh.registry.embedded import EmbeddedRegistry
@@ -53,8 +51,31 @@ OPERATOR = (
 )
 
 
-def page_text(driver: object, selector: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, selector).text)  # type: ignore[attr-defined]
+SNAPSHOT = """
+const text = (e) => (e ? e.innerText.trim() : "");
+const [service, group] = arguments;
+const section = document.querySelector(`section[data-service="${service}"]`);
+if (!section) return null;
+return {
+  series: [...section.querySelectorAll("svg.chart polyline.series")].map(
+    (l) => [l.getAttribute("data-series"), l.getAttribute("points") || ""]),
+  split: text(section.querySelector(`tr[data-group="${group}"] td.split`)),
+  row: text(section.querySelector(`tr[data-group="${group}"]`)),
+  writers: [...document.querySelectorAll("#commands tr.command")].map(
+    (e) => e.getAttribute("data-writer")),
+  rules: [...document.querySelectorAll("#decisions li.decision")].map(
+    (e) => e.getAttribute("data-rule")),
+  role: text(document.querySelector("#role")),
+  graph: text(document.querySelector("#graph")),
+};
+"""
+
+
+def snapshot(driver: Any) -> dict[str, Any]:
+    """What the console shows, read in one script call."""
+    page = driver.execute_script(SNAPSHOT, SERVICE, GROUP_A)
+    assert isinstance(page, dict), "the console has no section for the service"
+    return page
 
 
 async def test_the_console_shows_a_shift_in_chromium(
@@ -88,34 +109,25 @@ async def test_the_console_shows_a_shift_in_chromium(
         with chromium() as driver:
             await asyncio.to_thread(driver.get, console.url)
             assert "motanmesh autopilot" in driver.title
-            section = driver.find_element(By.CSS_SELECTOR, f'section[data-service="{SERVICE}"]')
-            lines = section.find_elements(By.CSS_SELECTOR, "svg.chart polyline.series")
-            assert {line.get_attribute("data-series") for line in lines} >= {GROUP_A, GROUP_B}
-            points = lines[0].get_attribute("points") or ""
-            assert len(points.split()) > 3  # a history, not a single point
-            row = section.find_element(By.CSS_SELECTOR, f'tr[data-group="{GROUP_A}"]')
-            assert GROUP_B in row.find_element(By.CSS_SELECTOR, "td.split").text
-            assert "100" in row.text  # capacity 100 calls/s
-            writers = {
-                e.get_attribute("data-writer")
-                for e in driver.find_elements(By.CSS_SELECTOR, "#commands tr.command")
-            }
-            assert writers == {"autopilot", "operator"}
-            rules = {
-                e.get_attribute("data-rule")
-                for e in driver.find_elements(By.CSS_SELECTOR, "#decisions li.decision")
-            }
-            assert "shift" in rules
-            assert "leader" in page_text(driver, "#role")
-            graph = page_text(driver, "#graph")
+            # the page refreshes itself in place: each look reads it in one script call, so
+            # that no element is replaced between finding it and reading it
+            page = snapshot(driver)
+            series = dict(page["series"])
+            assert set(series) >= {GROUP_A, GROUP_B}
+            assert len(series[GROUP_A].split()) > 3  # a history, not a single point
+            assert GROUP_B in page["split"]
+            assert "100" in page["row"]  # capacity 100 calls/s
+            assert set(page["writers"]) == {"autopilot", "operator"}
+            assert "shift" in page["rules"]
+            assert "leader" in page["role"]
+            graph = page["graph"]
             assert "app-demo-rpc-a" in graph and SERVICE in graph and "42" in graph
             # the script refreshes the page in place: the demand falls, the page follows
             agent.series[0].rate = 10.0
             agent.series[2].rate = 10.0
 
             def returned() -> bool:
-                rows = driver.find_elements(By.CSS_SELECTOR, f'tr[data-group="{GROUP_A}"] td.split')
-                return bool(rows) and rows[0].text == f"{GROUP_A} 100%"
+                return bool(snapshot(driver)["split"] == f"{GROUP_A} 100%")
 
             await wait_until(returned, "the page to show traffic back home", timeout=30)
             assert driver.execute_script("return document.body.dataset.refreshed") is not None

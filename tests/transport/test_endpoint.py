@@ -533,7 +533,12 @@ async def test_connection_attempts_are_bounded_per_loop(
             active -= 1
 
     monkeypatch.setattr(loop, "create_connection", counting)
-    endpoints = [Endpoint(address, connections=1) for _ in range(MAX_CONCURRENT_CONNECTS + 40)]
+    # a connect timeout far above what a busy machine needs: the test counts attempts, and a
+    # timed-out attempt would be retried (an attempt waits for the gate outside its timeout)
+    endpoints = [
+        Endpoint(address, connections=1, connect_timeout=60.0)
+        for _ in range(MAX_CONCURRENT_CONNECTS + 40)
+    ]
     await asyncio.gather(*(ep.connect() for ep in endpoints))
     assert peak == MAX_CONCURRENT_CONNECTS
     assert attempts == len(endpoints)

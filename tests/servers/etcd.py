@@ -27,12 +27,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
-from tests.servers import free_port
+from tests.servers import ServerProcess, free_port
 
 __all__ = ["EtcdServer", "etcd_binary", "free_port", "require_etcd"]
 
@@ -66,7 +65,7 @@ def _text(value: str) -> str:
     return base64.b64decode(value).decode()
 
 
-class EtcdServer:
+class EtcdServer(ServerProcess):
     """One single-member etcd cluster; ``stop``/``start`` keep its ports and data."""
 
     def __init__(self, data_dir: Path, *, binary: str | None = None) -> None:
@@ -166,18 +165,6 @@ class EtcdServer:
 
     async def astop(self, *, kill: bool = False) -> None:
         await asyncio.to_thread(self.stop, kill=kill)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ raw gateway calls
 

@@ -23,7 +23,7 @@ GOOD: dict[str, Any] = {
             "service": "com.example.B",
             "groups": "b-yf,b-tc,b-gz",
             "capacity": {"perGroup": {"b-gz": 20}},
-            "policy": {"target": 0.5, "maxShare": 0.3},
+            "policy": {"target": 0.5, "maxShare": 0.3, "guardAfter": 8},
             "slo": {"p99": 0.25},
         },
     ],
@@ -39,6 +39,7 @@ def test_a_good_config_with_defaults_and_overrides() -> None:
     assert b.groups == ("b-yf", "b-tc", "b-gz")
     assert b.capacity.per_instance_of("b-gz") == 20 and b.capacity.per_instance_of("b-yf") == 50
     assert b.policy.max_share == 0.3 and b.policy.warning == 0.75
+    assert b.policy.guard_after == 8 and a.policy.guard_after == 5
     assert b.slo.p99 == 0.25
     assert [s.type for s in config.sources] == ["agents", "graphite"]
     assert not config.console.enabled and not config.dry_run
@@ -56,6 +57,8 @@ def test_a_good_config_with_defaults_and_overrides() -> None:
         ({"telemetry": [{"type": "graphite"}]}, "telemetry[0].port", "required"),
         ({"defaults": {"policy": {"target": 0.9}}}, "defaults.policy.target", "below the warning"),
         ({"defaults": {"policy": {"warnign": 0.9}}}, "defaults.policy.warnign", "unknown key"),
+        ({"defaults": {"policy": {"guardAfter": -1}}}, "defaults.policy.guardAfter", "number"),
+        ({"defaults": {"policy": {"guardAfter": "5s"}}}, "defaults.policy.guardAfter", "number"),
         ({"console": {"port": 70000}}, "console.port", "port number"),
         ({"colour": 1}, "colour", "unknown key"),
     ],

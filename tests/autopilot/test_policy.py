@@ -81,11 +81,42 @@ def test_the_receiver_is_never_pushed_over_its_warning_level() -> None:
     assert out[A].after == {A: 100}
 
 
-def test_receiver_guard_lowers_a_split_when_the_receiver_fills_up() -> None:
+def test_receiver_guard_lowers_a_split_when_the_lack_of_room_lasts() -> None:
+    # B's own demand grows to 60, then 70 calls/s, and stays: the split of 25% no longer fits
+    config = service(guard_after=4.0)
     memory: dict[str, Memory] = {}
-    out = step(service(), {A: 120, B: 70}, {A: {A: 75, B: 25}}, memory, 0.0)
+    split: Split = {A: {A: 75, B: 25}}
+    for t in range(4):  # 0..3 s: not yet lasted guardAfter
+        out = step(config, {A: 120, B: 60 if t < 2 else 70}, split, memory, float(t))
+        assert out[A].rule == "receivers-full", out[A]
+        assert out[A].after == {A: 75, B: 25}
+    out = step(config, {A: 120, B: 70}, split, memory, 4.0)
     assert out[A].rule == "receiver-guard"
-    assert out[A].after == {A: 92, B: 8}  # room 10 calls/s of 120
+    # lowered to the most B could take at any round of that time: 20 calls/s of 120
+    assert out[A].after == {A: 84, B: 16}
+    split[A] = out[A].after
+    # the lack of room goes on: the split follows B's room (10 calls/s of 120) at once
+    out = step(config, {A: 120, B: 70}, split, memory, 5.0)
+    assert out[A].rule == "receiver-guard"
+    assert out[A].after == {A: 92, B: 8}
+    # with guardAfter 0 the split is lowered on the first reading
+    out = step(service(guard_after=0.0), {A: 120, B: 70}, {A: {A: 75, B: 25}}, {}, 0.0)
+    assert out[A].rule == "receiver-guard"
+    assert out[A].after == {A: 92, B: 8}
+
+
+def test_a_single_spike_does_not_lower_the_split() -> None:
+    # A's surge settles at 50% moved; then, twice, a backlog served at once (a stalled agent)
+    # makes A's measured demand, or B's, spike for two rounds: B's room reads under 50% of
+    # A's calls, but only for less than guardAfter (5 s by default)
+    surge = [{A: 120.0, B: 10.0}] * 10
+    a_spike = [{A: 200.0, B: 10.0}] * 2
+    b_spike = [{A: 120.0, B: 60.0}] * 3
+    moved, rules = run(service(), surge + a_spike + surge + b_spike + surge)
+    assert moved[9] == 50
+    assert moved[9:] == [50] * len(moved[9:]), moved
+    assert "receivers-full" in rules and "receiver-guard" not in rules
+    assert direction_changes(moved) == 0
 
 
 def test_max_share_caps_the_shift() -> None:

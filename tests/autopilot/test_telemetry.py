@@ -65,11 +65,29 @@ def test_histogram_quantile_interpolates_like_prometheus() -> None:
 def test_rates_add_up_over_origins_with_different_periods() -> None:
     store = TelemetryStore()
     key = Key(SERVER_ROLE, "g", "S")
-    store.add([Delta("h1", key, 0.0, 5.0, calls=500), Delta("h2", key, 4.0, 5.0, calls=30)])
+    store.add([Delta("h1", key, 0.0, 5.0, calls=500), Delta("h2", key, 3.0, 5.0, calls=60)])
     rates = store.rates(key, now=5.0, window=3.0)
     assert rates.origins == 2
     assert abs(rates.calls - (100 + 30)) < 1e-9
     assert store.rates(key, now=20.0, window=3.0).calls == 0.0
+
+
+def test_a_rate_over_less_than_half_the_window_is_ignored() -> None:
+    # h2's first interval covers 1 s of a 3 s window, and in it a stalled agent served its
+    # backlog at once: 200 calls/s for a steady 40; it counts neither as demand nor as load
+    store = TelemetryStore()
+    demand, served = Key(CLIENT_ROLE, "g", "S"), Key(SERVER_ROLE, "g", "S")
+    store.add([Delta("h1", demand, 0.0, 5.0, calls=500), Delta("h2", demand, 4.0, 5.0, calls=200)])
+    store.add([Delta("h2", served, 4.0, 5.0, calls=200, p99=2.5)])
+    rates = store.demand("g", "S", now=5.0, window=3.0)
+    assert (rates.calls, rates.origins) == (100.0, 1)
+    load = store.served("g", "S", now=5.0, window=3.0)
+    assert (load.calls, load.origins, load.p99) == (0.0, 0, None)
+    # once its intervals cover half the window, h2 counts
+    store.add([Delta("h2", demand, 5.0, 5.5, calls=20)])
+    rates = store.demand("g", "S", now=5.5, window=3.0)
+    assert rates.origins == 2
+    assert abs(rates.calls - (100 + 220 / 1.5)) < 1e-9
 
 
 async def test_scraper_turns_counters_into_rates() -> None:
@@ -79,7 +97,8 @@ async def test_scraper_turns_counters_into_rates() -> None:
     scraper = AgentScraper(store, targets=[agent.address], interval=0.1)
     await scraper.start()
     try:
-        await wait_until(lambda: agent.scrapes >= 6, "six scrapes")
+        # a rate needs intervals covering half its window: 0.5 s of 0.1 s scrapes
+        await wait_until(lambda: agent.scrapes >= 10, "ten scrapes")
         demand = store.demand(GROUP_A, SERVICE, scraper.clock(), 1.0)
         served = store.served(GROUP_B, SERVICE, scraper.clock(), 1.0)
         assert 30 < demand.calls < 50

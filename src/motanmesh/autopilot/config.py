@@ -55,6 +55,7 @@ class PolicyConfig:
     hold: float = 20.0
     cooldown: float = 5.0
     hysteresis: float = 0.05
+    guard_after: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,16 @@ _TOP: Final = (
     "defaults",
     "console",
 )
-_POLICY: Final = ("warning", "target", "stepLimit", "maxShare", "hold", "cooldown", "hysteresis")
+_POLICY: Final = (
+    "warning",
+    "target",
+    "stepLimit",
+    "maxShare",
+    "hold",
+    "cooldown",
+    "hysteresis",
+    "guardAfter",
+)
 _SLO: Final = ("p99", "errorRatio", "minRate", "sustain")
 _CAPACITY: Final = ("perInstance", "perGroup", "instances")
 _SERVICE: Final = ("service", "groups", "capacity", "policy", "slo")
@@ -260,6 +270,9 @@ def _policy(r: _Reader, key: KeyPath, value: Any, base: PolicyConfig) -> PolicyC
         cooldown=r.number((*key, "cooldown"), m.get("cooldown"), base.cooldown, low=-1e-9),
         hysteresis=r.number(
             (*key, "hysteresis"), m.get("hysteresis"), base.hysteresis, low=-1e-9, high=1.0
+        ),
+        guard_after=r.number(
+            (*key, "guardAfter"), m.get("guardAfter"), base.guard_after, low=-1e-9
         ),
     )
     if policy.target >= policy.warning:

@@ -10,7 +10,11 @@ Shares are whole percentages (what ``mergeGroups`` weights can express). For eac
 * **room** = what the other groups can take without going over their own warning level
   (their expected load without A's calls; groups that send traffic away themselves take
   nothing, groups that break their SLO take no more). A split over the room (by more than half
-  the hysteresis, so that noise does not move it) is lowered at once (``receiver-guard``).
+  the hysteresis, so that noise does not move it) is lowered (``receiver-guard``) once the
+  lack of room has lasted ``guardAfter`` seconds, round after round: a single reading, such
+  as the burst of a backlog a stalled agent serves at once, does not move traffic. The split
+  is then lowered to the most the receivers could take at any round of that time; while the
+  lack of room lasts it keeps following the room down, and it is not raised.
 * **shift**: A's level is over the warning level (or its SLO is broken) and need > f: move up
   to one ``stepLimit`` towards the need, within the room (less the hysteresis once traffic
   moves), unless traffic was moved back less than ``cooldown`` seconds ago. Once traffic
@@ -57,6 +61,8 @@ class Memory:
     last_raise: float = -math.inf
     last_lower: float = -math.inf
     last_over: float = -math.inf  # the last round the source was over its warning level
+    short_since: float | None = None  # since when the receivers lack room for the split
+    short_cap: int = 0  # the most they could take at any round since then (percent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +160,28 @@ def decide(
             mem.last_over = now
         target_pct = f
         level = f"demand level {me.demand_level:.2f}"
-        if f > cap + max(1, hysteresis // 2):
-            target_pct = max(0, cap)
-            rule, detail = "receiver-guard", f"receivers can take only {cap}% of {source}'s calls"
+        short = f > cap + max(1, hysteresis // 2)  # the receivers lack room for the split
+        if not short:
+            mem.short_since = None
+        if short:
+            if mem.short_since is None:
+                mem.short_since, mem.short_cap = now, cap
+            mem.short_cap = max(mem.short_cap, cap)
+            lasted = now - mem.short_since
+            if lasted >= policy.guard_after:
+                target_pct = max(0, mem.short_cap)
+                mem.short_cap = cap  # from now on the room of the rounds to come
+                rule = "receiver-guard"
+                detail = (
+                    f"receivers can take only {cap}% of {source}'s calls "
+                    f"(at most {target_pct}% for {lasted:.1f}s)"
+                )
+            else:
+                rule = "receivers-full"
+                detail = (
+                    f"receivers can take only {cap}% of {source}'s calls; keeping {f}% "
+                    f"unless that lasts {policy.guard_after:g}s"
+                )
         elif over and need > f:
             if now - mem.last_lower < policy.cooldown:
                 rule, detail = "cooldown", f"{level} > warning, but traffic moved back recently"

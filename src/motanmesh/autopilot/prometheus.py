@@ -245,7 +245,8 @@ class PromQLSource:
         self.url = url.rstrip("/")
         self.interval = interval
         self.timeout = timeout
-        self.range = f"{max(1, round(range_seconds))}s"
+        self.range_seconds = max(1, round(range_seconds))
+        self.range = f"{self.range_seconds}s"
         self.clock = clock
         self.ok_at: float | None = None
         self.error = ""
@@ -307,11 +308,13 @@ class PromQLSource:
                         continue
                     delta = found.get(key)
                     if delta is None:
-                        delta = found[key] = Delta(self.url, key, now - self.interval, now)
+                        # Prometheus' rates cover the query's range, not our interval
+                        start = now - self.range_seconds
+                        delta = found[key] = Delta(self.url, key, start, now)
                     if what == "p99":
                         delta.p99 = value
                     else:
-                        setattr(delta, what, value * self.interval)
+                        setattr(delta, what, value * self.range_seconds)
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, OSError) as exc:
             self.error = f"{self.url}: {exc or type(exc).__name__}"
             return

@@ -133,7 +133,9 @@ class TelemetryStore:
         """Rates of ``key`` per origin over the ``window`` seconds up to that origin's newest
         data, summed over the origins whose newest data is at most ``max_age`` (default:
         ``window``) seconds old. An origin that falls silent keeps its last rate until then:
-        missing data is not read as "no calls" (the autopilot freezes instead)."""
+        missing data is not read as "no calls" (the autopilot freezes instead). An origin
+        whose intervals cover less than half the window is left out (not counted as calls):
+        the rate of a short interval is mostly noise."""
         by_origin = self._deltas.get(key)
         if not by_origin:
             return Rates()
@@ -147,15 +149,20 @@ class TelemetryStore:
             if newest is None or newest < oldest:
                 continue
             since = newest - window
-            covered = c = e = s = 0.0
-            seen = False
+            inside: list[Delta] = []
+            covered = 0.0
             for delta in reversed(queue):
                 if delta.end <= since:
                     break
-                if delta.end > now:
-                    continue
-                seen = True
-                covered += max(delta.end - delta.start, 1e-3)
+                if delta.end <= now:
+                    inside.append(delta)
+                    covered += max(delta.end - delta.start, 1e-3)
+            if not inside or covered < window / 2:
+                # a sample over less than half the window (an origin's first interval) is
+                # no rate: a backlog served in a burst would read as a spike of demand
+                continue
+            c = e = s = 0.0
+            for delta in inside:
                 c += delta.calls
                 e += delta.errors
                 s += delta.slow
@@ -163,8 +170,6 @@ class TelemetryStore:
                     merged[bound] = merged.get(bound, 0.0) + count
                 if delta.p99 is not None and delta.calls > 0:
                     p99s.append(delta.p99)
-            if not seen:
-                continue
             origins += 1
             calls += c / covered
             errors += e / covered

@@ -25,6 +25,7 @@ COMPILED_CALL_PATH = [
     "filters/access_log",
     "filters/access_log_writer",
     "filters/server",
+    "filters/direct",
     "graph",
 ]
 

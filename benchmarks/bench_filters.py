@@ -13,16 +13,19 @@ event loop), so the figure is what the agent's code adds per call:
   without and with the dependency graph.
 
 ``noop`` is a filter that only watches the end of the call (``on_complete``) and hands the
-call on: the framework's own cost. The access log writes to a temporary directory with a
-buffer large enough that nothing is dropped; each round ends by writing what it buffered.
+call on: the framework's own cost. The built-in watchers alone (``metrics``, ``accessLog``)
+take the path without a chain (:mod:`motanmesh.filters.direct`); ``client-chain/<filters>``
+and ``server-chain/<filters>`` run the same filters through the chain, for comparison.
+The access log writes to a temporary directory with a buffer large enough that nothing is
+dropped; each round ends by writing what it buffered.
 
 The figure is the process's CPU time (``time.process_time()``: every thread, so the access
 log's writer thread counts) per call, which a loaded machine disturbs less than wall time.
 
 Usage: ``python benchmarks/bench_filters.py [--calls 20000] [--rounds 15]
-[--cases client/none,client/metrics]``: every case runs ``rounds`` rounds of ``calls`` calls,
-the cases taking turns; the best round of each case is printed with its ratio to the same
-side without filters, and which filter modules run compiled (mypyc).
+[--cases 'client/none;client/accessLog,metrics']``: every case runs ``rounds`` rounds of
+``calls`` calls, the cases taking turns; the best round of each case is printed with its
+ratio to the same side without filters, and which filter modules run compiled (mypyc).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from motanmesh.agent.dispatcher import Provider, ServerDispatcher
-from motanmesh.agent.filtering import with_filters
+from motanmesh.agent.filtering import FilteredProvider, with_filters
 from motanmesh.agent.providers import Motan2Provider
 from motanmesh.agent.router import ClientRouter
 from motanmesh.cluster.cluster import Cluster, ProviderEndpoint
@@ -58,6 +61,9 @@ FILTERS = {
     "accessLog": "accessLog",
     "accessLog,metrics": "accessLog,metrics",
 }
+
+#: the lists that take the path without a chain, measured both ways
+WATCHERS = ("metrics", "accessLog", "accessLog,metrics")
 
 
 class NoopFilter(Filter):
@@ -141,12 +147,16 @@ def _respond(data: bytes) -> None:
     return None
 
 
-def client_case(filters: str, context: FilterContext) -> Callable[[int], None]:
+def client_case(filters: str, context: FilterContext, direct: bool = True) -> Callable[[int], None]:
     refer = URL("motan2", "127.0.0.1", 0, SERVICE, GROUP, {"filter": filters} if filters else {})
     provider = URL("motan2", "127.0.0.1", 8002, SERVICE, GROUP)
     found = resolve_filters(refer, context)
     ep = ProviderEndpoint(
-        provider, cast(Endpoint, InstantEndpoint(_response())), refer, found.endpoint
+        provider,
+        cast(Endpoint, InstantEndpoint(_response())),
+        refer,
+        found.endpoint,
+        direct=direct,
     )
     frame = _request()
     changes = {"host": "127.0.0.1", "M_rid": "1"}
@@ -159,18 +169,21 @@ def client_case(filters: str, context: FilterContext) -> Callable[[int], None]:
     return run
 
 
-def _provider(filters: str, context: FilterContext) -> Provider:
+def _provider(filters: str, context: FilterContext, direct: bool = True) -> Provider:
     params = {"proxy": "motan2:8100"}
     if filters:
         params["filter"] = filters
     url = URL("motan2", "127.0.0.1", 8002, SERVICE, GROUP, params)
     inner = Motan2Provider(url)
     inner.endpoint = cast(Endpoint, InstantEndpoint(_response()))
-    return with_filters(inner, url, context)
+    provider = with_filters(inner, url, context)
+    if not direct and isinstance(provider, FilteredProvider):
+        return FilteredProvider(inner, provider.filters, direct=False)
+    return provider
 
 
-def server_case(filters: str, context: FilterContext) -> Callable[[int], None]:
-    provider = _provider(filters, context)
+def server_case(filters: str, context: FilterContext, direct: bool = True) -> Callable[[int], None]:
+    provider = _provider(filters, context, direct)
     frame = _request()
     conn = cast(ServerConnection, Conn())
 
@@ -218,8 +231,12 @@ def cases(context: FilterContext) -> dict[str, Callable[[int], None]]:
     found: dict[str, Callable[[int], None]] = {}
     for name, filters in FILTERS.items():
         found[f"client/{name}"] = client_case(filters, context)
+    for name in WATCHERS:
+        found[f"client-chain/{name}"] = client_case(FILTERS[name], context, direct=False)
     for name, filters in FILTERS.items():
         found[f"server/{name}"] = server_case(filters, context)
+    for name in WATCHERS:
+        found[f"server-chain/{name}"] = server_case(FILTERS[name], context, direct=False)
     found["router/none"] = router_case(False, context)
     found["router/graph"] = router_case(True, context)
     found["dispatch/none"] = dispatch_case(False, context)
@@ -235,6 +252,7 @@ def compiled() -> list[str]:
         "motanmesh.filters.chain",
         "motanmesh.filters.metrics",
         "motanmesh.filters.access_log",
+        "motanmesh.filters.direct",
         "motanmesh.graph",
     ]
     out = []
@@ -258,7 +276,7 @@ async def main() -> int:
         )
         table = cases(context)
         if args.cases:
-            wanted = args.cases.split(",")
+            wanted = args.cases.split(";" if ";" in args.cases else ",")
             table = {k: v for k, v in table.items() if k in wanted}
         writer = context.services.get(ACCESS_LOG_SERVICE)
         best: dict[str, float] = {}
@@ -278,7 +296,7 @@ async def main() -> int:
     )
     print(f"{'case':26s} {'us/call':>8s} {'ratio':>6s}")
     for name, us in best.items():
-        side = name.split("/")[0]
+        side = name.split("/")[0].removesuffix("-chain")
         base = best.get(f"{side}/none")
         ratio = f"{us / base:6.2f}" if base else ""
         print(f"{name:26s} {us:8.2f} {ratio}")

@@ -8,6 +8,11 @@ endpoint completes. Any other provider answers with the bytes
 it would write; the wrapper then reads their header and metadata (never the body) so filters
 see a :class:`Frame`, and writes the bytes unchanged. A call a filter ends itself is answered
 with the frame it gives.
+
+When the filters are only the built-in watchers (``metrics``, ``accessLog``) and the provider
+takes a reply, a call skips the chain: it is a
+:class:`~motanmesh.filters.direct.WatchedServerCall` that records the call and writes the
+answer (:mod:`motanmesh.filters.direct`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from motanmesh.agent.dispatcher import Provider
 from motanmesh.agent.providers import FrameDone, answer_bytes
 from motanmesh.filters.base import Call, FilterContext, Handler
 from motanmesh.filters.chain import FilterSet, build_chain, resolve_filters
+from motanmesh.filters.direct import WatchedServerCall, Watchers, direct_watchers
 from motanmesh.filters.server import ServerCall
 from motanmesh.transport.endpoint import Reply
 from motanmesh.transport.server import Responder, ServerConnection
@@ -34,7 +40,9 @@ __all__ = ["FilteredProvider", "with_filters"]
 class FilteredProvider:
     """A provider with its endpoint filters in front."""
 
-    def __init__(self, inner: Provider, filters: FilterSet) -> None:
+    def __init__(self, inner: Provider, filters: FilterSet, *, direct: bool = True) -> None:
+        """``direct=False`` runs the chain even for the built-in watchers alone (to compare
+        the two paths)."""
         self.inner = inner
         self.url: URL = inner.url
         self.filters = filters
@@ -48,6 +56,10 @@ class FilteredProvider:
             else self._deliver
         )
         self._chain: Handler = build_chain(filters.endpoint, terminal)
+        #: the built-in watchers, when they are all the filters and the provider takes a reply
+        self._watchers: Watchers | None = (
+            direct_watchers(filters.endpoint) if direct and self._serve_reply is not None else None
+        )
 
     async def start(self) -> None:
         await self.inner.start()
@@ -60,6 +72,12 @@ class FilteredProvider:
         return self.filters.info()
 
     def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
+        watchers = self._watchers
+        if watchers is not None:
+            assert self._serve_reply is not None
+            reply = WatchedServerCall(watchers, frame, conn, respond, answer_bytes)
+            self._serve_reply(frame, conn, reply)
+            return
         call = ServerCall(frame, self.url, conn, respond, answer_bytes)
         self._chain(call)
 

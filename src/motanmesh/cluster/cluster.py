@@ -19,6 +19,7 @@ from motanmesh.cluster.ha import FailoverHa, HaStrategy, create_ha
 from motanmesh.cluster.patterns import PatternMode
 from motanmesh.filters.base import ROLE_CLIENT, Call, Filter, Handler, status_filters
 from motanmesh.filters.chain import FilterSet, build_chain
+from motanmesh.filters.direct import WatchedCall, Watchers, direct_watchers
 from motanmesh.registry.base import CommandListener, NotifyListener, Registry
 from motanmesh.registry.snapshot import SNAPSHOT_SOURCE, ReferSnapshot
 from motanmesh.transport.endpoint import (
@@ -43,10 +44,21 @@ class ProviderEndpoint:
     Every request it sends carries ``M_g`` = the provider's group, so the remote server agent
     finds ``group_path`` whichever group the caller asked for. With endpoint filters, each
     attempt runs through them (:class:`~motanmesh.filters.base.Call` with the provider's
-    address as ``peer``).
+    address as ``peer``); when they are only the built-in watchers (``metrics``,
+    ``accessLog``), an attempt's reply is a :class:`~motanmesh.filters.direct.WatchedCall`
+    instead (``direct=False``: the chain all the same).
     """
 
-    __slots__ = ("_address", "_chain", "_gates", "_group", "_refer", "endpoint", "url")
+    __slots__ = (
+        "_address",
+        "_chain",
+        "_gates",
+        "_group",
+        "_refer",
+        "_watchers",
+        "endpoint",
+        "url",
+    )
 
     def __init__(
         self,
@@ -54,6 +66,8 @@ class ProviderEndpoint:
         endpoint: Endpoint,
         refer: URL | None = None,
         filters: Sequence[Filter] = (),
+        *,
+        direct: bool = True,
     ) -> None:
         self.url = url
         self.endpoint = endpoint
@@ -61,6 +75,7 @@ class ProviderEndpoint:
         self._refer = refer or url
         self._address = url.address
         self._chain: Handler | None = build_chain(filters, self._deliver) if filters else None
+        self._watchers: Watchers | None = direct_watchers(filters) if direct else None
         #: endpoint filters that may take this provider out of load balancing
         self._gates = status_filters(filters) if filters else ()
 
@@ -98,6 +113,11 @@ class ProviderEndpoint:
         """:meth:`request` with the outcome going to ``reply`` (no Future on the hot path)."""
         if self._chain is None:
             self.endpoint.send(frame, reply, self._with_group(changes), timeout)
+            return
+        watchers = self._watchers
+        if watchers is not None:
+            watched = WatchedCall(watchers, frame, self._address, reply)
+            self.endpoint.send(frame, watched, self._with_group(changes), timeout)
             return
         mine = {**changes, **self._group} if changes else dict(self._group)
         call = Call(frame, self._refer, ROLE_CLIENT, self._address, mine, None, timeout, reply)
@@ -173,6 +193,7 @@ class Cluster:
         switchers: SwitcherCommands | None = None,
         pattern_mode: PatternMode = "auto",
         filters: FilterSet | None = None,
+        direct: bool = True,
     ) -> None:
         self.refer = refer
         #: the refer's filters: cluster filters run around every call, endpoint filters
@@ -181,6 +202,10 @@ class Cluster:
         self._chain: Handler | None = (
             build_chain(self.filters.cluster, self._deliver) if self.filters.cluster else None
         )
+        #: the built-in watchers, when they are all the cluster filters (no chain per call);
+        #: ``direct=False`` keeps the chain (to compare the two paths)
+        self._direct = direct
+        self._watchers: Watchers | None = direct_watchers(self.filters.cluster) if direct else None
         self.registries = list(registries)
         self._endpoint_factory = endpoint_factory
         self._rng = rng or random.Random()
@@ -338,7 +363,11 @@ class Cluster:
         for key, url in wanted.items():
             if key not in self.endpoints and key not in self._pending:
                 ep = ProviderEndpoint(
-                    url, self._endpoint_factory(self.refer, url), self.refer, self.filters.endpoint
+                    url,
+                    self._endpoint_factory(self.refer, url),
+                    self.refer,
+                    self.filters.endpoint,
+                    direct=self._direct,
                 )
                 self._pending[key] = (ep, self._spawn(self._connect(ep)))
         if self._must_wait():
@@ -427,6 +456,10 @@ class Cluster:
         single-attempt path possibly a transport error) goes to ``reply``; a single attempt
         costs no Future and no Task. Cluster filters, when there are any, run around it."""
         if self._chain is not None:
+            watchers = self._watchers
+            if watchers is not None:
+                self._send(frame, WatchedCall(watchers, frame, "", reply), changes)
+                return
             mine = changes if changes is not None else {}
             self._chain(Call(frame, self.refer, ROLE_CLIENT, "", mine, None, None, reply))
             return

@@ -4,7 +4,8 @@ See :mod:`motanmesh.filters.base` for the interface and ``docs/filters.md`` for 
 configuration.
 
 The modules of the call path (:data:`COMPILED_MODULES`: the filter chain, the built-in
-``metrics`` and ``accessLog`` filters, and the dependency graph) are compiled to C extensions
+``metrics`` and ``accessLog`` filters and their path without a chain, and the dependency
+graph) are compiled to C extensions
 by mypyc when the package is installed with a C compiler at hand (``setup.py``), as the wire
 codec's are; otherwise they run interpreted, with the same behaviour. :class:`Filter` and
 :class:`Call` stay subclassable in Python.
@@ -38,6 +39,7 @@ COMPILED_MODULES: Final = (
     "motanmesh.filters.access_log",
     "motanmesh.filters.access_log_writer",
     "motanmesh.filters.server",
+    "motanmesh.filters.direct",
     "motanmesh.graph",
 )
 

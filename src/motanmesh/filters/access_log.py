@@ -141,8 +141,29 @@ class AccessLogFilter(Filter):
         proceed(call)
 
     def _done(self, call: Call, response: Frame | None, exc: BaseException | None) -> None:
-        total = int((_now() - call.start) * 1000)
-        request = call.request
+        self.queue(
+            call.role,
+            call.peer,
+            call.request,
+            response,
+            exc,
+            call.raw_response,
+            int((_now() - call.start) * 1000),
+        )
+
+    def queue(
+        self,
+        role: str,
+        peer: str,
+        request: Frame,
+        response: Frame | None,
+        exc: BaseException | None,
+        raw_response: bytes | None,
+        total: int,
+    ) -> None:
+        """Queue the entry of one call of ``role`` with ``peer`` that took ``total`` ms and
+        ended with ``response`` (server side: written as ``raw_response``) or ``exc`` (the
+        chain's callback, and the direct path of :mod:`motanmesh.filters.direct`)."""
         failure = None
         res_size = 0
         if response is None:
@@ -154,14 +175,15 @@ class AccessLogFilter(Filter):
             rmeta = response.metadata
             status = response.status
             if not status:
-                raw = call.raw_response
-                res_size = len(response.body) if raw is None else _raw_body_size(raw)
+                res_size = (
+                    len(response.body) if raw_response is None else _raw_body_size(raw_response)
+                )
         # no frame is kept (their bodies could be large): the metadata and the sizes
         self._add(
             (
                 self,
-                call.role,
-                call.peer,
+                role,
+                peer,
                 request.request_id,
                 request.metadata,
                 len(request.body),

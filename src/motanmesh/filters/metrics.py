@@ -60,8 +60,21 @@ class MetricsFilter(Filter):
         proceed(call)
 
     def _complete(self, call: Call, response: Frame | None, exc: BaseException | None) -> None:
-        seconds = time.perf_counter() - call.start
-        metadata = call.request.metadata
+        self.record(
+            call.role, call.request.metadata, response, exc, time.perf_counter() - call.start
+        )
+
+    def record(
+        self,
+        role: str,
+        metadata: dict[str, str],
+        response: Frame | None,
+        exc: BaseException | None,
+        seconds: float,
+    ) -> None:
+        """Count one call of ``role`` (request ``metadata``) that took ``seconds`` and ended
+        with ``response`` or ``exc`` (the chain's callback, and the direct path of
+        :mod:`motanmesh.filters.direct`)."""
         key = (
             metadata.get(M_GROUP) or self._default_group,
             metadata.get(M_PATH, ""),
@@ -70,17 +83,17 @@ class MetricsFilter(Filter):
         stats = self._series.get(key)
         if stats is None:
             stats = self.store.stats(
-                call.role, self.application, key[0], self.group_suffix, key[1], key[2]
+                role, self.application, key[0], self.group_suffix, key[1], key[2]
             )
             if len(self._series) < self.store.max_series:
                 self._series[key] = stats
         # a plain success is the common case: no need to look for M_e
         error = None if response is not None and not response.status else error_kind(response, exc)
         stats.record(seconds, error)
-        if self.store.req_app and call.role != ROLE_SERVER:
+        if self.store.req_app and role != ROLE_SERVER:
             caller = metadata.get(M_SOURCE, "")
             if caller != self.application:
-                self._by_caller(call.role, caller, key).record(seconds, error)
+                self._by_caller(role, caller, key).record(seconds, error)
 
     def _by_caller(self, role: str, caller: str, key: tuple[str, str, str]) -> CallStats:
         full = (caller, *key)

@@ -26,6 +26,7 @@ COMPILED_CALL_PATH = [
     "filters/access_log_writer",
     "filters/server",
     "filters/direct",
+    "telemetry/store",
     "graph",
 ]
 

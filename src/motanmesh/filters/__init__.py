@@ -40,6 +40,7 @@ COMPILED_MODULES: Final = (
     "motanmesh.filters.access_log_writer",
     "motanmesh.filters.server",
     "motanmesh.filters.direct",
+    "motanmesh.telemetry.store",
     "motanmesh.graph",
 )
 

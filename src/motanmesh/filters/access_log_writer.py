@@ -5,8 +5,9 @@ Calls only append a tuple to a bounded buffer (``log_buffer_size``, default 5000
 is full the entry is dropped and counted in :attr:`AccessLogWriter.discarded` (the Go
 agent's ``accesslog_discard_count``). A request never waits for the disk. The writer thread
 wakes every :data:`FLUSH_INTERVAL` seconds, formats what is buffered and appends it to the
-file; with ``rotate_per_hour`` (default on) the file is renamed to
-``motanmesh-access-YYYYMMDD-HH.log`` when the hour changes, as the Go agent does.
+file in one write (every line of that batch with the batch's time stamp); with
+``rotate_per_hour`` (default on) the file is renamed to ``motanmesh-access-YYYYMMDD-HH.log``
+when the hour changes, as the Go agent does.
 
 Line formats (what the Go agent's zap console encoder writes):
 
@@ -246,38 +247,38 @@ class AccessLogWriter:
         self._close_file()
 
     def flush(self) -> None:
-        """Write what is buffered (the writer thread calls this; safe from any thread)."""
+        """Write what is buffered (the writer thread calls this; safe from any thread).
+
+        One batch: the lines of the entries queued when it starts, all with the time stamp of
+        the batch (the writer wakes every :data:`FLUSH_INTERVAL`), joined and written at
+        once, so the thread holds the interpreter for little more than making the lines."""
         buffer = self._buffer
         raws = self._raw
         if not buffer and not raws:
             return
         with self._lock:
-            lines: list[str] = []
-            stamp_milli = -1
-            prefix = ""
-            fmt = format_structured if self.structured else format_plain
-            sep = "\t\t" if self.structured else "\t"
             structured = self.structured
-            while buffer or raws:
-                if buffer:
-                    text = fmt(buffer.popleft())
-                else:
-                    raw = raws.popleft()
-                    try:
-                        text = (
-                            format_structured(raw[0].entry(raw)) if structured else raw[0].line(raw)
-                        )
-                    except Exception:
-                        log.exception("an access-log entry cannot be made")
-                        continue
-                now = time.time()
-                milli = int(now * 1000)
-                if milli != stamp_milli:
-                    stamp_milli = milli
-                    prefix = format_time(now) + sep
-                lines.append(prefix + text + "\n")
-            self._write("".join(lines))
-            self.written += len(lines)
+            texts: list[str] = []
+            fmt = format_structured if structured else format_plain
+            n = len(buffer)
+            while n:
+                n -= 1
+                texts.append(fmt(buffer.popleft()))
+            n = len(raws)  # what is queued meanwhile goes in the next batch
+            while n:
+                n -= 1
+                raw = raws.popleft()
+                try:
+                    texts.append(
+                        format_structured(raw[0].entry(raw)) if structured else raw[0].line(raw)
+                    )
+                except Exception:
+                    log.exception("an access-log entry cannot be made")
+            if not texts:
+                return
+            prefix = format_time(time.time()) + ("\t\t" if structured else "\t")
+            self._write(prefix + ("\n" + prefix).join(texts) + "\n")
+            self.written += len(texts)
 
     def _write(self, text: str) -> None:
         if self.to_stdout:

@@ -10,7 +10,8 @@ Each series keeps two views of the same calls:
   ``/status``.
 
 Recording a call is a handful of integer additions on a pre-resolved object: no lock (the
-agent runs on one event loop), no allocation except the latency sample's list growth.
+agent runs on one event loop), no allocation except the latency sample's list growth. The
+module is compiled by mypyc with the call path (``motanmesh.filters.COMPILED_MODULES``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
@@ -220,7 +221,14 @@ class CallStats:
                 self.p_other += 1
         if seconds >= _SLOW_SECONDS:
             self.p_slow += 1
-        self.p_buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        # bisect_left(DURATION_BUCKETS, seconds), most calls stopping at the first bound
+        # (a plain loop: compiled, it calls nothing)
+        i = 0
+        for bound in DURATION_BUCKETS:
+            if seconds <= bound:
+                break
+            i += 1
+        self.p_buckets[i] += 1
         self.p_seconds += seconds
         if self.p_calls <= SAMPLE_SIZE:
             self.p_sample.append(int(seconds * 1000))

@@ -27,8 +27,10 @@ from motanmesh.transport.writes import JOIN_LIMIT
 from motanmesh.wire.frame import (
     ERRTYPE_BIZ,
     FLAG_PROXY,
+    FLAG_RESPONSE,
     Frame,
 )
+from motanmesh.wire.passthrough import SPLIT_BODY, forward, forward_into
 from tests.transport.support import Recorder, answer, echo, failure, req, until
 
 BIG_ID = (1 << 64) - 2
@@ -545,3 +547,53 @@ async def test_connection_attempts_are_bounded_per_loop(
     assert all(ep.connected == 1 for ep in endpoints)
     await until(lambda: server.connection_count == len(endpoints), "every connection accepted")
     await asyncio.gather(*(ep.close() for ep in endpoints))
+
+
+async def test_answers_in_pieces_arrive_whole_beside_joined_ones(
+    held_server: tuple[MotanServer, Recorder, str],
+) -> None:
+    """Answers written as header and body pieces (``respond_pieces``), some within the read
+    of their request and some later, large and small mixed, each arrive whole and in order;
+    the large requests were read into buffers of their own, and none is held afterwards."""
+    server, recorder, address = held_server
+    ep = Endpoint(address, connections=1)
+    await ep.connect()
+    bodies = [bytes([i]) * (300_000 if i % 3 else 10) for i in range(9)]
+    calls = [ep.request(req(3000 + i, body=b)) for i, b in enumerate(bodies)]
+    await until(lambda: len(recorder.held) == 9, "9 requests held")
+    assert [f.body for f, _r, _c in recorder.held] == bodies
+    held, recorder.held = recorder.held, []
+    for frame, _respond, conn in held:
+        pieces: list[bytes] = []
+        forward_into(pieces, frame, frame.request_id, {"k": "v"}, set_flags=FLAG_RESPONSE)
+        assert len(pieces) == (2 if len(frame.body) >= SPLIT_BODY else 1)
+        assert b"".join(pieces) == forward(
+            frame, frame.request_id, {"k": "v"}, set_flags=FLAG_RESPONSE
+        )
+        conn.respond_pieces(pieces)
+    got = await asyncio.gather(*calls)
+    assert [(f.request_id, f.body, f.metadata["k"]) for f in got] == [
+        (3000 + i, b, "v") for i, b in enumerate(bodies)
+    ]
+    (conn,) = server.connections
+    assert conn._decoder.buffered == 0 and conn._decoder._big is None
+    await ep.close()
+
+
+async def test_answers_in_pieces_within_the_read_of_their_requests() -> None:
+    """A handler answering in pieces while its request's read is served (the batch path)."""
+
+    def handler(frame: Frame, respond: Responder, conn: ServerConnection) -> None:
+        pieces: list[bytes] = []
+        forward_into(pieces, frame, frame.request_id, set_flags=FLAG_RESPONSE)
+        conn.respond_pieces(pieces)
+
+    server = MotanServer(handler)
+    host, port = await server.listen_tcp()
+    ep = Endpoint(f"{host}:{port}", connections=1)
+    await ep.connect()
+    bodies = [bytes([i]) * (70_000 * i + 1) for i in range(6)]
+    got = await asyncio.gather(*(ep.request(req(10 + i, body=b)) for i, b in enumerate(bodies)))
+    assert [(f.request_id, f.body) for f in got] == [(10 + i, b) for i, b in enumerate(bodies)]
+    await ep.close()
+    await server.close(deadline=0)

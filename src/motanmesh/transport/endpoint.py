@@ -31,6 +31,7 @@ from motanmesh.transport.errors import (
     RequestTimeout,
     TransportError,
 )
+from motanmesh.transport.reads import shared_read_buffer
 from motanmesh.transport.tls import ClientTls, TlsRefused
 from motanmesh.transport.writes import write_batch
 from motanmesh.wire.decoder import FrameDecoder
@@ -45,7 +46,7 @@ from motanmesh.wire.frame import (
     heartbeat_request,
     parse_exception,
 )
-from motanmesh.wire.passthrough import forward
+from motanmesh.wire.passthrough import forward_into
 
 __all__ = ["DEFAULT_CLIENT_CONNECTIONS", "Endpoint", "Reply", "ReplyCallback", "parse_address"]
 
@@ -144,8 +145,9 @@ def parse_address(address: str) -> tuple[str, int] | str:
     return host, int(port)
 
 
-class _Connection(asyncio.Protocol):
-    """One pooled connection: writes requests, matches responses by stream id."""
+class _Connection(asyncio.BufferedProtocol):
+    """One pooled connection: writes requests, matches responses by stream id (reads as
+    :mod:`motanmesh.transport.reads` describes)."""
 
     __slots__ = (
         "_decoder",
@@ -163,6 +165,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, endpoint: Endpoint, slot: int) -> None:
         self._endpoint = endpoint
         self._decoder = FrameDecoder(endpoint.max_content_length)
+        self._decoder.use_read_buffer(shared_read_buffer())
         self.slot = slot
         self.transport: asyncio.Transport | None = None
         self.pending: dict[int, _Pending] = {}
@@ -190,10 +193,13 @@ class _Connection(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._decoder.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         error: WireError | None = None
         try:
-            frames = self._decoder.feed(data)
+            frames = self._decoder.buffer_updated(nbytes)
         except WireError as e:
             frames = list(e.frames)
             error = e
@@ -495,7 +501,7 @@ class Endpoint:
         wbuf = conn.wbuf
         if not wbuf:
             loop.call_soon(conn.flush)
-        wbuf.append(forward(frame, sid, changes, set_flags=self._set_flags))
+        forward_into(wbuf, frame, sid, changes, set_flags=self._set_flags)
 
     def _bind_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop = asyncio.get_running_loop()

@@ -1,8 +1,9 @@
 """The Motan2 server: many requests in flight per connection, answered in any order.
 
-One :class:`ServerConnection` (an ``asyncio.Protocol``) per accepted socket, one
+One :class:`ServerConnection` (an ``asyncio.BufferedProtocol``, reading as
+:mod:`motanmesh.transport.reads` describes) per accepted socket, one
 :class:`~motanmesh.wire.decoder.FrameDecoder` per connection. Every non-heartbeat Motan2
-request goes to the :class:`RequestHandler` synchronously from ``data_received``; the handler
+request goes to the :class:`RequestHandler` synchronously from the read; the handler
 answers through a :data:`Responder` whenever it likes. Answers given while a read is being
 processed are written together, once per read.
 
@@ -44,6 +45,7 @@ from typing import Any, Protocol, cast
 from motanmesh.transport.clock import Clock, LoopClock, TimerHandle
 from motanmesh.transport.limits import LIMIT_COUNTERS, ServerLimits
 from motanmesh.transport.memory import release_memory
+from motanmesh.transport.reads import shared_read_buffer
 from motanmesh.transport.tls import (
     REFUSAL_REASONS,
     ServerTls,
@@ -107,7 +109,7 @@ def host_of(address: str) -> str:
     return host.strip("[]")
 
 
-class ServerConnection(asyncio.Protocol):
+class ServerConnection(asyncio.BufferedProtocol):
     """One accepted connection of a :class:`MotanServer`."""
 
     __slots__ = (
@@ -150,6 +152,7 @@ class ServerConnection(asyncio.Protocol):
             max_metadata_size=limits.max_metadata_size,
             max_metadata_entries=limits.max_metadata_entries,
         )
+        self._decoder.use_read_buffer(shared_read_buffer())
         self._max_pending = limits.max_pending_requests
         self._max_pending_bytes = limits.max_pending_bytes
         #: body bytes of the requests not answered yet (estimated as answers come)
@@ -236,12 +239,15 @@ class ServerConnection(asyncio.Protocol):
         server.tls_connections["tls"] += 1
         return True
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._decoder.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._idle_timer is not None:
             self._last_read = self._clock.time()
         error: WireError | None = None
         try:
-            frames = self._decoder.feed(data)
+            frames = self._decoder.buffer_updated(nbytes)
         except WireError as e:
             frames = list(e.frames)
             error = e
@@ -405,6 +411,16 @@ class ServerConnection(asyncio.Protocol):
             if not wbuf:
                 self._loop.call_soon(self._flush_cb)
             wbuf.append(data)
+
+    def respond_pieces(self, pieces: list[bytes]) -> None:
+        """Answer with the frame made of ``pieces`` in order (a header and a large body, as
+        :func:`~motanmesh.wire.passthrough.forward_into` makes them): written as they are,
+        not joined."""
+        self._respond(pieces[0])
+        if self._closed or len(pieces) == 1:
+            return
+        batch = self._batch
+        (batch if batch is not None else self._wbuf).extend(pieces[1:])
 
     def _pending_answered(self) -> None:
         if (

@@ -33,6 +33,11 @@ _HEAD_SIZE: Final = 17
 _META_CACHE_SIZE: Final = 64
 #: reads of a pending frame shorter than this are gathered in one buffer
 _SMALL_READ: Final = 4096
+#: a Motan2 frame with at least this many bytes still to come is read into a buffer of its
+#: own size (see :meth:`FrameDecoder.get_buffer`) instead of gathered from reads
+LARGE_FRAME: Final = 32 * 1024
+#: the size of a read buffer shared by the decoders of one event loop
+READ_BUFFER_SIZE: Final = 256 * 1024
 #: default limits of one frame's metadata: its encoded size and its number of pairs
 DEFAULT_MAX_METADATA_SIZE: Final = 1024 * 1024
 DEFAULT_MAX_METADATA_ENTRIES: Final = 1024
@@ -46,11 +51,16 @@ class FrameDecoder:
     """
 
     __slots__ = (
+        "_big",
+        "_big_have",
+        "_big_view",
         "_broken",
+        "_frame_size",
         "_have",
         "_meta_cache",
         "_need",
         "_parts",
+        "_read_view",
         "_tail",
         "max_content_length",
         "max_metadata_entries",
@@ -82,6 +92,15 @@ class FrameDecoder:
         #: how many buffered bytes the pending frame needs before parsing can progress
         #: (0: unknown yet, parse on every feed)
         self._need = 0
+        #: the whole size of the pending Motan2 frame once its header says it (0: not known)
+        self._frame_size = 0
+        #: a large frame being read into a buffer of its own size (see :meth:`get_buffer`),
+        #: a view of it, and how many of its bytes have arrived
+        self._big: bytearray | None = None
+        self._big_view: memoryview | None = None
+        self._big_have = 0
+        #: where reads between large frames go (:meth:`use_read_buffer`)
+        self._read_view: memoryview | None = None
         self._broken: WireError | None = None
         #: decoded metadata by its raw bytes: a connection tends to repeat the same metadata
         #: (same service, method, group), so most frames skip the split and pairing
@@ -90,7 +109,159 @@ class FrameDecoder:
     @property
     def buffered(self) -> int:
         """Bytes held for a frame that has not fully arrived."""
-        return self._have
+        return self._have + self._big_have
+
+    # ------------------------------------------------------------------ buffered reads
+
+    def use_read_buffer(self, buffer: bytearray) -> None:
+        """Read through :meth:`get_buffer` / :meth:`buffer_updated` into ``buffer`` (which
+        may be shared by every decoder of one thread: nothing refers to it once
+        :meth:`buffer_updated` has returned)."""
+        self._read_view = memoryview(buffer)
+
+    def get_buffer(self) -> memoryview:
+        """Where the next read goes (``asyncio.BufferedProtocol.get_buffer``): the rest of
+        a large frame's own buffer, else the shared read buffer."""
+        big = self._big_view
+        if big is not None:
+            return big[self._big_have :]
+        view = self._read_view
+        if view is None:
+            view = self._read_view = memoryview(bytearray(READ_BUFFER_SIZE))
+        return view
+
+    def buffer_updated(self, nbytes: int) -> list[Frame | V1Frame]:
+        """``nbytes`` were read into the last :meth:`get_buffer`; return the frames they
+        complete (errors as for :meth:`feed`).
+
+        Reads into the shared buffer are copied out (a ``bytes`` per read, as a plain
+        protocol gets them). Once a Motan2 frame is known to need :data:`LARGE_FRAME` bytes
+        more, the decoder allocates a buffer of the frame's size and later reads fill it in
+        place; its body becomes a ``bytes`` in one copy and the buffer is dropped.
+        """
+        big = self._big
+        if big is not None:
+            have = self._big_have + nbytes
+            if have < len(big):
+                self._big_have = have
+                return []
+            self._big = None
+            self._big_view = None
+            self._big_have = 0
+            return [self._large_frame(memoryview(big))]
+        view = self._read_view
+        assert view is not None
+        if nbytes >= LARGE_FRAME and not self._have and self._broken is None:
+            # a read that begins with a large frame: its body is copied out of the read
+            # buffer once, not copied with the read and then sliced
+            size = self._large_frame_size(view, nbytes)
+            if size > nbytes:
+                self._to_own_buffer(size, view[:nbytes])
+                return []
+            if size:
+                frame = self._large_frame(view[:size])
+                if size == nbytes:
+                    return [frame]
+                try:
+                    out = self.feed(bytes(view[size:nbytes]))
+                except WireError as e:
+                    e.frames = (frame, *e.frames)
+                    raise
+                out.insert(0, frame)
+                return self._held_large(out)
+        return self._held_large(self.feed(bytes(view[:nbytes])))
+
+    def _held_large(self, out: list[Frame | V1Frame]) -> list[Frame | V1Frame]:
+        """Move a large pending frame to a buffer of its own; return ``out``."""
+        size = self._frame_size
+        if size and size - self._have >= LARGE_FRAME:
+            self._to_own_buffer(size, None)
+        return out
+
+    def _large_frame_size(self, view: memoryview, n: int) -> int:
+        """The size of the Motan2 frame at the start of ``view[:n]`` when it is at least
+        :data:`LARGE_FRAME` and its lengths are known and within the limits; else 0 (the
+        read is then decoded as any other, which reports what is wrong)."""
+        if n < _HEAD_SIZE + 4 or view[0] != 0xF1 or view[1] != 0xF1:
+            return 0
+        if view[3] >> 3 != VERSION_V2:
+            return 0
+        mlen = (view[13] << 24) | (view[14] << 16) | (view[15] << 8) | view[16]
+        if mlen > min(self.max_content_length, self.max_metadata_size):
+            return 0
+        blen_at = _HEAD_SIZE + mlen
+        if n < blen_at + 4:
+            return 0
+        blen = (
+            (view[blen_at] << 24)
+            | (view[blen_at + 1] << 16)
+            | (view[blen_at + 2] << 8)
+            | view[blen_at + 3]
+        )
+        if blen > self.max_content_length:
+            return 0
+        size = blen_at + 4 + blen
+        return size if size >= LARGE_FRAME else 0
+
+    def _to_own_buffer(self, size: int, start: memoryview | None) -> None:
+        """Move the bytes held for the pending frame (or ``start``, its first bytes) into a
+        buffer of the frame's size."""
+        big = bytearray(size)
+        view = memoryview(big)  # assigning to a slice of it copies once (a bytearray's
+        at = 0  # slice assignment from bytes makes a bytearray of them first)
+        if start is not None:
+            at = len(start)
+            view[:at] = start
+        for part in self._parts:
+            end = at + len(part)
+            view[at:end] = part
+            at = end
+        tail = self._tail
+        if tail:
+            end = at + len(tail)
+            view[at:end] = tail
+            at = end
+            self._tail = bytearray()
+        self._parts = []
+        self._have = 0
+        self._need = 0
+        self._frame_size = 0
+        self._big = big
+        self._big_view = view
+        self._big_have = at
+
+    def _large_frame(self, view: memoryview) -> Frame:
+        """The Motan2 frame filling ``view`` (its lengths were checked); a metadata error
+        stops the decoder as in :meth:`feed`."""
+        mlen = (view[13] << 24) | (view[14] << 16) | (view[15] << 8) | view[16]
+        body_at = _HEAD_SIZE + mlen + 4
+        head = bytes(view[:body_at])
+        if mlen:
+            raw_meta = head[_HEAD_SIZE : body_at - 4]
+            cached = self._meta_cache.get(raw_meta)
+            if cached is not None:
+                meta = cached.copy()
+            else:
+                try:
+                    meta = self._metadata(raw_meta, head, 0)
+                except WireError as e:
+                    self._broken = e
+                    e.frames = ()
+                    raise
+        else:
+            raw_meta = b""
+            meta = {}
+        vs = head[3]
+        return Frame(
+            head[2],
+            vs & 0x07,
+            head[4] >> 3,
+            _request_id(head, 0),
+            meta,
+            bytes(view[body_at:]),
+            VERSION_V2,
+            raw_meta,
+        )
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | V1Frame]:
         """Add bytes; return every frame completed by them, in order.
@@ -148,6 +319,7 @@ class FrameDecoder:
         meta_limit = min(limit, self.max_metadata_size)
         cache = self._meta_cache
         self._need = 0
+        self._frame_size = 0
         while True:
             avail = n - pos
             if avail < 4:
@@ -185,7 +357,7 @@ class FrameDecoder:
                     raise FrameTooLargeError("body", blen, limit, _request_id(buf, pos))
                 end = blen_at + 4 + blen
                 if n < end:
-                    self._need = end - pos
+                    self._need = self._frame_size = end - pos
                     return pos
                 if mlen:
                     raw_meta = buf[pos + _HEAD_SIZE : blen_at]

@@ -3,6 +3,8 @@
 :func:`forward` re-uses the metadata bytes as they arrived and only appends the keys that
 are new; it re-encodes the metadata only when an existing key changes value (for example
 ``M_g`` rewritten to the chosen endpoint's group). The body is copied once, into the output.
+:func:`forward_into` leaves a large body uncopied: it hands out the header and the body as
+two pieces for a vectored write.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from motanmesh.wire.frame import HEAD, MAGIC, Frame, encode_metadata
 _U32: Final = struct.Struct(">I")
 _pack_head = HEAD.pack
 _pack_u32 = _U32.pack
+#: bodies from this size on are written as a piece of their own by :func:`forward_into`
+SPLIT_BODY: Final = 16 * 1024
 
 
 def forward(
@@ -31,6 +35,68 @@ def forward(
     Edits made to ``frame.metadata`` after decoding are not seen: pass them as ``changes``.
     Empty values in ``changes`` are skipped, as the encoder always does.
     """
+    raw, extra = _metadata(frame, changes)
+    body = frame.body
+    return b"".join(
+        (
+            _pack_head(
+                MAGIC,
+                ((frame.flags | set_flags) & ~clear_flags) & 0x1F,
+                (frame.version << 3) | frame.status,
+                frame.serialization << 3,
+                request_id,
+                len(raw) + len(extra),
+            ),
+            raw,
+            extra,
+            _pack_u32(len(body)),
+            body,
+        )
+    )
+
+
+def forward_into(
+    out: list[bytes],
+    frame: Frame,
+    request_id: int,
+    changes: dict[str, str] | None = None,
+    *,
+    set_flags: int = 0,
+    clear_flags: int = 0,
+) -> None:
+    """Append the bytes :func:`forward` makes to ``out``: one piece, or, for a body of
+    :data:`SPLIT_BODY` bytes and more, the header with the metadata and then the body
+    itself, not copied."""
+    body = frame.body
+    if len(body) < SPLIT_BODY:
+        out.append(
+            forward(frame, request_id, changes, set_flags=set_flags, clear_flags=clear_flags)
+        )
+        return
+    raw, extra = _metadata(frame, changes)
+    out.append(
+        b"".join(
+            (
+                _pack_head(
+                    MAGIC,
+                    ((frame.flags | set_flags) & ~clear_flags) & 0x1F,
+                    (frame.version << 3) | frame.status,
+                    frame.serialization << 3,
+                    request_id,
+                    len(raw) + len(extra),
+                ),
+                raw,
+                extra,
+                _pack_u32(len(body)),
+            )
+        )
+    )
+    out.append(body)
+
+
+def _metadata(frame: Frame, changes: dict[str, str] | None) -> tuple[bytes, bytes]:
+    """The metadata section of the forwarded frame: the bytes as they arrived (or as
+    re-encoded) and the pairs appended to them."""
     raw = frame.raw_metadata
     extra = b""
     if not raw and frame.metadata:  # a locally built frame: encode its metadata with changes
@@ -59,20 +125,4 @@ def forward(
             raw = encode_metadata(merged)
         elif added:
             extra = (added if raw else added[1:]).encode("utf-8", "surrogateescape")
-    body = frame.body
-    return b"".join(
-        (
-            _pack_head(
-                MAGIC,
-                ((frame.flags | set_flags) & ~clear_flags) & 0x1F,
-                (frame.version << 3) | frame.status,
-                frame.serialization << 3,
-                request_id,
-                len(raw) + len(extra),
-            ),
-            raw,
-            extra,
-            _pack_u32(len(body)),
-            body,
-        )
-    )
+    return raw, extra

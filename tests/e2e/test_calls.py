@@ -3,6 +3,7 @@ embedded registry: replies, errors passing through unchanged, and the agents' ow
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -74,6 +75,16 @@ async def test_hello_and_echo(chain: Chain) -> None:
         assert await client.call(DEMO_SERVICE, "echo", value) == value
         big = "x" * 200_000
         assert await client.call(DEMO_SERVICE, "echo", big) == big
+
+
+async def test_large_bodies_at_once(chain: Chain) -> None:
+    """Bodies from a few bytes to 3 MB in flight together (read into frame-sized buffers,
+    written as header and body pieces by both agents) come back whole, each to its call."""
+    sizes = (10, 20_000, 70_000, 600_000, 1_500_000, 3_000_000)
+    values = [c * n for c, n in zip("abcdef", sizes, strict=True)]
+    async with app(chain) as client:
+        got = await asyncio.gather(*(client.call(DEMO_SERVICE, "echo", v) for v in values))
+    assert got == values
 
 
 async def test_sleep(chain: Chain) -> None:

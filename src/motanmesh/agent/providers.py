@@ -44,7 +44,7 @@ from motanmesh.wire.frame import (
     encode_frame,
     exception_frame,
 )
-from motanmesh.wire.passthrough import forward
+from motanmesh.wire.passthrough import SPLIT_BODY, forward, forward_into
 
 _X_FORWARDED_FOR: Final = "x-forwarded-for"
 
@@ -80,9 +80,11 @@ class Motan2Provider:
         await self.endpoint.close()
 
     def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
-        self.endpoint.send(
-            frame, ReplyCallback(partial(_relay, frame, respond)), self._changes(frame, conn)
-        )
+        if respond is conn.respond:  # nothing wraps the answer: written in pieces
+            reply = ReplyCallback(partial(_relay_to, frame, conn))
+        else:
+            reply = ReplyCallback(partial(_relay, frame, respond))
+        self.endpoint.send(frame, reply, self._changes(frame, conn))
 
     def serve_frame(self, frame: Frame, conn: ServerConnection, done: FrameDone) -> None:
         """Forward ``frame`` and hand the response frame (or the error) to ``done``; the
@@ -141,6 +143,20 @@ def _relay(
     request: Frame, respond: Responder, response: Frame | None, exc: BaseException | None
 ) -> None:
     respond(answer_bytes(request, response, exc))
+
+
+def _relay_to(
+    request: Frame, conn: ServerConnection, response: Frame | None, exc: BaseException | None
+) -> None:
+    """:func:`_relay` straight to the caller's connection: a large body is written as it
+    is, after its header, instead of being copied into one buffer with it."""
+    if response is None or len(response.body) < SPLIT_BODY:
+        conn.respond(answer_bytes(request, response, exc))
+        return
+    changes = None if M_PROCESS_TIME in response.metadata else {M_PROCESS_TIME: "0"}
+    pieces: list[bytes] = []
+    forward_into(pieces, response, request.request_id, changes, set_flags=FLAG_PROXY)
+    conn.respond_pieces(pieces)
 
 
 class PythonProvider:

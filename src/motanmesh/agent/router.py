@@ -28,7 +28,7 @@ from motanmesh.wire.frame import (
     M_VERSION,
     Frame,
 )
-from motanmesh.wire.passthrough import forward
+from motanmesh.wire.passthrough import SPLIT_BODY, forward, forward_into
 
 log = logging.getLogger("motanmesh.agent")
 
@@ -110,7 +110,10 @@ class ClientRouter:
                 changes[M_SOURCE] = source
         graph = self.graph
         if graph is None:
-            found.send(frame, ReplyCallback(partial(_answer, frame, respond)), changes)
+            if respond is conn.respond:  # nothing wraps the answer: written in pieces
+                found.send(frame, ReplyCallback(partial(_answer_to, frame, conn)), changes)
+            else:
+                found.send(frame, ReplyCallback(partial(_answer, frame, respond)), changes)
             return
         reply = graph.client_reply(frame, respond, changes, found.refer.group, _answer)
         found.send(frame, reply, changes)
@@ -126,3 +129,18 @@ def _answer(
     origin = response.origin
     changes = {_X_FORWARDED_FOR: origin} if origin else None
     respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))
+
+
+def _answer_to(
+    request: Frame, conn: ServerConnection, response: Frame | None, exc: BaseException | None
+) -> None:
+    """:func:`_answer` straight to the caller's connection: a large body is written as it
+    is, after its header, instead of being copied into one buffer with it."""
+    if response is None or len(response.body) < SPLIT_BODY:
+        _answer(request, conn.respond, response, exc)
+        return
+    origin = response.origin
+    changes = {_X_FORWARDED_FOR: origin} if origin else None
+    pieces: list[bytes] = []
+    forward_into(pieces, response, request.request_id, changes, set_flags=FLAG_PROXY)
+    conn.respond_pieces(pieces)

@@ -86,39 +86,30 @@ def _transport_exception(exc: BaseException) -> tuple[int, str, int]:
     return 500, "cluster call error: " + text, 1
 
 
-def _outcome(
-    rmeta: dict[str, str] | None, status: int, failure: tuple[int, str, int] | None
-) -> tuple[int, str, str, str]:
-    """``(bizTime, responseCode, exception, upstreamCode)`` of an answer's metadata and
-    status, or of the failure of a call without answer."""
-    biz = 0
-    upstream = ""
-    exception = ""
-    code = "200"
-    if rmeta is not None:
-        if rmeta:
-            pt = rmeta.get(M_PROCESS_TIME)
-            if pt:
-                biz = int(pt) if pt.isdigit() else 0
-            upstream = rmeta.get(UPSTREAM_CODE, "")
-        value = rmeta.get(M_EXCEPTION) if status else None
-        if value:
-            e = parse_exception(value)
-            exception = exception_json(e.errcode, e.errmsg, e.errtype)
-            code = str(e.errcode)
-    elif failure is not None:
+def _outcome(exception_value: str, failure: tuple[int, str, int] | None) -> tuple[str, str]:
+    """``(responseCode, exception)`` of an answer's ``M_e`` (``""``: none, or not an
+    exception status), or of the failure of a call without answer."""
+    if exception_value:
+        e = parse_exception(exception_value)
+        return str(e.errcode), exception_json(e.errcode, e.errmsg, e.errtype)
+    if failure is not None:
         errcode, errmsg, errtype = failure
-        exception = exception_json(errcode, errmsg, errtype)
-        code = str(errcode)
-    return biz, code, exception, upstream
+        return str(errcode), exception_json(errcode, errmsg, errtype)
+    return "200", ""
+
+
+def _biz_time(pt: str) -> int:
+    """``bizTime`` from the answer's ``M_pt`` (0 when missing or not a number)."""
+    return (int(pt) if pt.isdigit() else 0) if pt else 0
 
 
 class AccessLogFilter(Filter):
     """One access-log line per call on a provider endpoint or around a provider.
 
     The request path takes only what the line needs and cannot read later (the times, the
-    sizes, the metadata dicts, the outcome) into a tuple for the writer; the writer thread
-    turns it into the line's fields (:meth:`entry`) and formats them."""
+    sizes, the metadata values, the outcome) into a tuple of strings and numbers for the
+    writer (:data:`~motanmesh.filters.access_log_writer.RawAccess`); the writer thread turns
+    it into the line's fields (:meth:`entry`) and formats them."""
 
     name = "accessLog"
     kind: ClassVar[FilterKind] = "endpoint"
@@ -130,6 +121,7 @@ class AccessLogFilter(Filter):
         super().__init__(url, context)
         self.writer = access_log_writer(context)
         self._add: Callable[[RawAccess], None] = self.writer.add_raw
+        self._maker = self.writer.register(self)
         self._watch = self._done
         #: the line's first fields, made once
         self._client_head = f"{self.name}|{CLIENT_ROLE}|"
@@ -166,51 +158,60 @@ class AccessLogFilter(Filter):
         chain's callback, and the direct path of :mod:`motanmesh.filters.direct`)."""
         failure = None
         res_size = 0
+        pt = upstream = exception_value = ""
         if response is None:
-            rmeta = None
-            status = 0
             # the error's text now: an exception (and its traceback) is not kept
             failure = _transport_exception(exc or RuntimeError("no response"))
         else:
             rmeta = response.metadata
             status = response.status
+            if rmeta:
+                pt = rmeta.get(M_PROCESS_TIME, "")
+                upstream = rmeta.get(UPSTREAM_CODE, "")
+                if status:
+                    exception_value = rmeta.get(M_EXCEPTION, "")
             if not status:
                 res_size = (
                     len(response.body) if raw_response is None else _raw_body_size(raw_response)
                 )
-        # no frame is kept (their bodies could be large): the metadata and the sizes
+        meta = request.metadata
+        # no frame and no dict is kept: their bodies could be large, and a dict would keep
+        # the entry tracked by the garbage collector while it waits for the writer
         self._add(
             (
-                self,
+                self._maker,
                 role,
-                peer,
+                self._remote(role, peer, meta),
                 request.request_id,
-                request.metadata,
+                meta.get(M_PATH, ""),
+                meta.get(M_METHOD, ""),
+                meta.get(M_METHOD_DESC, ""),
                 len(request.body),
-                rmeta,
-                status,
-                failure,
                 res_size,
                 total,
+                pt,
+                upstream,
+                exception_value,
+                failure,
             )
         )
 
     def entry(self, raw: RawAccess) -> AccessEntry:
         """The fields of one line from what the request path queued (the writer thread)."""
-        _, role, peer, request_id, meta, req_size, rmeta, status, failure, res_size, total = raw
-        role_name, remote = self._where(role, peer, meta)
-        biz, code, exception, upstream = _outcome(rmeta, status, failure)
+        (_, role, remote, rid, service, method, desc, req_size, res_size, total, pt, upstream,
+         exception_value, failure) = raw  # fmt: skip
+        code, exception = _outcome(exception_value, failure)
         return (
             self.name,
-            role_name,
-            request_id,
-            meta.get(M_PATH, ""),
-            meta.get(M_METHOD, ""),
-            meta.get(M_METHOD_DESC, ""),
+            CLIENT_ROLE if self.around_cluster or role != ROLE_SERVER else SERVER_ROLE,
+            rid,
+            service,
+            method,
+            desc,
             remote,
             req_size,
             res_size,
-            biz,
+            _biz_time(pt),
             total,
             not exception,
             code,
@@ -220,39 +221,31 @@ class AccessLogFilter(Filter):
 
     def line(self, raw: RawAccess) -> str:
         """``format_plain(self.entry(raw))``, made in one step (the writer thread)."""
-        _, role, peer, request_id, meta, req_size, rmeta, status, failure, res_size, total = raw
-        if self.around_cluster:
-            head = self._client_head
-            remote = ""
-        elif role == ROLE_SERVER:
-            head = self._server_head
-            remote = meta.get(HOST_KEY, "")
-        else:
-            head = self._client_head
-            remote = peer
-        if rmeta is not None and not status:  # a plain success: the common case
-            pt = rmeta.get(M_PROCESS_TIME) if rmeta else None
-            biz = (int(pt) if pt.isdigit() else 0) if pt else 0
-            upstream = rmeta.get(UPSTREAM_CODE, "") if rmeta else ""
+        (_, role, remote, rid, service, method, desc, req_size, res_size, total, pt, upstream,
+         exception_value, failure) = raw  # fmt: skip
+        head = (
+            self._client_head if self.around_cluster or role != ROLE_SERVER else self._server_head
+        )
+        biz = (int(pt) if pt.isdigit() else 0) if pt else 0
+        if not exception_value and failure is None:  # a success: the common case
             return (
-                f"{head}{request_id}|{meta.get(M_PATH, '')}|{meta.get(M_METHOD, '')}|"
-                f"{meta.get(M_METHOD_DESC, '')}|{remote}|{req_size}|{res_size}|{biz}|{total}|"
-                f"true|200||{upstream}"
+                f"{head}{rid}|{service}|{method}|{desc}|{remote}|{req_size}|{res_size}|{biz}|"
+                f"{total}|true|200||{upstream}"
             )
-        biz, code, exception, upstream = _outcome(rmeta, status, failure)
+        code, exception = _outcome(exception_value, failure)
         return (
-            f"{head}{request_id}|{meta.get(M_PATH, '')}|{meta.get(M_METHOD, '')}|"
-            f"{meta.get(M_METHOD_DESC, '')}|{remote}|{req_size}|{res_size}|{biz}|{total}|"
-            f"{'false' if exception else 'true'}|{code}|{exception}|{upstream}"
+            f"{head}{rid}|{service}|{method}|{desc}|{remote}|{req_size}|{res_size}|{biz}|"
+            f"{total}|false|{code}|{exception}|{upstream}"
         )
 
-    def _where(self, role: str, peer: str, meta: dict[str, str]) -> tuple[str, str]:
-        """The line's ``role`` and ``remoteAddress``."""
+    def _remote(self, role: str, peer: str, meta: dict[str, str]) -> str:
+        """The line's ``remoteAddress``: the caller's ``host`` (server side), the provider
+        (client endpoint), nothing (around a cluster)."""
         if self.around_cluster:
-            return CLIENT_ROLE, ""
+            return ""
         if role == ROLE_SERVER:
-            return SERVER_ROLE, meta.get(HOST_KEY, "")
-        return CLIENT_ROLE, peer
+            return meta.get(HOST_KEY, "")
+        return peer
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "accessLog": self.writer.info()}

@@ -67,21 +67,29 @@ class LineMaker(Protocol):
         ...
 
 
-#: what the request path queues: ``(maker, role, peer, requestID, request metadata, reqSize,
-#: response metadata or None, response status, (errcode, errmsg, errtype) of a call without
-#: answer or None, resSize, totalTime)``; the writer thread asks ``maker`` for the line
+#: what the request path queues: ``(maker, role, remoteAddress, requestID, service, method,
+#: desc, reqSize, resSize, totalTime, M_pt, upstreamCode, M_e of an exception status or "",
+#: (errcode, errmsg, errtype) of a call without answer or None)``; ``maker`` is the number
+#: :meth:`AccessLogWriter.register` gave the filter that queued it, which the writer thread
+#: asks for the line. Only strings, numbers, ``None`` and a tuple of those: the garbage
+#: collector stops tracking the entry the first time it sees it, so the entries waiting for
+#: the writer (up to 50 ms of calls) are never promoted to older generations, whose
+#: collections would then scan them all.
 RawAccess = tuple[
-    LineMaker,
+    int,
     str,
     str,
     int,
-    dict[str, str],
+    str,
+    str,
+    str,
     int,
-    dict[str, str] | None,
     int,
+    int,
+    str,
+    str,
+    str,
     tuple[int, str, int] | None,
-    int,
-    int,
 ]
 
 _STRUCTURED_KEYS: Final = (
@@ -192,6 +200,9 @@ class AccessLogWriter:
         self._period_discarded = 0
         self._buffer: collections.deque[AccessEntry] = collections.deque()
         self._raw: collections.deque[RawAccess] = collections.deque()
+        #: what makes the lines, by the number queued entries carry (one per class)
+        self._makers: list[LineMaker] = []
+        self._maker_ids: dict[type, int] = {}
         self._file: IO[str] | None = None
         self._hour = ""
         self._stop = threading.Event()
@@ -210,10 +221,21 @@ class AccessLogWriter:
         if self._writer is None:
             self._start()
 
+    def register(self, maker: LineMaker) -> int:
+        """The number that entries queued by ``maker`` carry (``raw[0]``). A maker's lines
+        depend only on its class, so one instance per class serves: the number stays
+        bounded however many refers and services come and go."""
+        kind = type(maker)
+        found = self._maker_ids.get(kind)
+        if found is None:
+            found = self._maker_ids[kind] = len(self._makers)
+            self._makers.append(maker)
+        return found
+
     def add_raw(self, raw: RawAccess) -> None:
         """Queue what a call's line is made of (:data:`RawAccess`): the writer thread makes
-        the fields (``raw[0](raw)``) and the line. Never blocks; dropped (and counted) when
-        the buffer is full."""
+        the fields and the line with the maker ``raw[0]`` names. Never blocks; dropped (and
+        counted) when the buffer is full."""
         buffer = self._raw
         if len(buffer) + len(self._buffer) >= self.buffer_size:
             self.discarded += 1
@@ -264,13 +286,15 @@ class AccessLogWriter:
             while n:
                 n -= 1
                 texts.append(fmt(buffer.popleft()))
+            makers = self._makers
             n = len(raws)  # what is queued meanwhile goes in the next batch
             while n:
                 n -= 1
                 raw = raws.popleft()
                 try:
+                    maker = makers[raw[0]]
                     texts.append(
-                        format_structured(raw[0].entry(raw)) if structured else raw[0].line(raw)
+                        format_structured(maker.entry(raw)) if structured else maker.line(raw)
                     )
                 except Exception:
                     log.exception("an access-log entry cannot be made")

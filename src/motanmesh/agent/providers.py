@@ -150,10 +150,12 @@ def _relay_to(
 ) -> None:
     """:func:`_relay` straight to the caller's connection: a large body is written as it
     is, after its header, instead of being copied into one buffer with it."""
-    if response is None or len(response.body) < SPLIT_BODY:
-        conn.respond(answer_bytes(request, response, exc))
-        return
+    if response is None:
+        response = call_error_response(request, exc or RuntimeError("no response"))
     changes = None if M_PROCESS_TIME in response.metadata else {M_PROCESS_TIME: "0"}
+    if len(response.body) < SPLIT_BODY:
+        conn.respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))
+        return
     pieces: list[bytes] = []
     forward_into(pieces, response, request.request_id, changes, set_flags=FLAG_PROXY)
     conn.respond_pieces(pieces)

@@ -136,11 +136,15 @@ def _answer_to(
 ) -> None:
     """:func:`_answer` straight to the caller's connection: a large body is written as it
     is, after its header, instead of being copied into one buffer with it."""
-    if response is None or len(response.body) < SPLIT_BODY:
-        _answer(request, conn.respond, response, exc)
-        return
+    if response is None:
+        if isinstance(exc, asyncio.CancelledError):
+            return
+        response = call_error_response(request, exc or RuntimeError("no response"))
     origin = response.origin
     changes = {_X_FORWARDED_FOR: origin} if origin else None
+    if len(response.body) < SPLIT_BODY:
+        conn.respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))
+        return
     pieces: list[bytes] = []
     forward_into(pieces, response, request.request_id, changes, set_flags=FLAG_PROXY)
     conn.respond_pieces(pieces)

@@ -31,7 +31,7 @@ from motanmesh.transport.errors import (
     RequestTimeout,
     TransportError,
 )
-from motanmesh.transport.reads import shared_read_buffer
+from motanmesh.transport.reads import GetBuffer, shared_read_buffer
 from motanmesh.transport.tls import ClientTls, TlsRefused
 from motanmesh.transport.writes import write_batch
 from motanmesh.wire.decoder import FrameDecoder
@@ -149,11 +149,14 @@ class _Connection(asyncio.BufferedProtocol):
     """One pooled connection: writes requests, matches responses by stream id (reads as
     :mod:`motanmesh.transport.reads` describes)."""
 
+    get_buffer: GetBuffer
+
     __slots__ = (
         "_decoder",
         "_endpoint",
         "error",
         "flush",
+        "get_buffer",
         "paused",
         "pending",
         "seen",
@@ -166,6 +169,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._endpoint = endpoint
         self._decoder = FrameDecoder(endpoint.max_content_length)
         self._decoder.use_read_buffer(shared_read_buffer())
+        #: the loop reads where the decoder says (its method itself: no call in between)
+        self.get_buffer = self._decoder.get_buffer
         self.slot = slot
         self.transport: asyncio.Transport | None = None
         self.pending: dict[int, _Pending] = {}
@@ -192,9 +197,6 @@ class _Connection(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._decoder.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         error: WireError | None = None

@@ -12,10 +12,19 @@ size, dropped once the frame is decoded (``motanmesh.wire.decoder.LARGE_FRAME``)
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 from motanmesh.wire.decoder import READ_BUFFER_SIZE
 
-__all__ = ["shared_read_buffer"]
+__all__ = ["GetBuffer", "shared_read_buffer"]
+
+
+class GetBuffer(Protocol):
+    """``asyncio.BufferedProtocol.get_buffer``, as a connection's attribute (the decoder's
+    bound method)."""
+
+    def __call__(self, sizehint: int) -> memoryview: ...
+
 
 _local = threading.local()
 

@@ -45,7 +45,7 @@ from typing import Any, Protocol, cast
 from motanmesh.transport.clock import Clock, LoopClock, TimerHandle
 from motanmesh.transport.limits import LIMIT_COUNTERS, ServerLimits
 from motanmesh.transport.memory import release_memory
-from motanmesh.transport.reads import shared_read_buffer
+from motanmesh.transport.reads import GetBuffer, shared_read_buffer
 from motanmesh.transport.tls import (
     REFUSAL_REASONS,
     ServerTls,
@@ -112,6 +112,8 @@ def host_of(address: str) -> str:
 class ServerConnection(asyncio.BufferedProtocol):
     """One accepted connection of a :class:`MotanServer`."""
 
+    get_buffer: GetBuffer
+
     __slots__ = (
         "_batch",
         "_clock",
@@ -133,6 +135,7 @@ class ServerConnection(asyncio.BufferedProtocol):
         "_transport",
         "_wbuf",
         "_write_paused_since",
+        "get_buffer",
         "identity",
         "in_flight",
         "local",
@@ -153,6 +156,8 @@ class ServerConnection(asyncio.BufferedProtocol):
             max_metadata_entries=limits.max_metadata_entries,
         )
         self._decoder.use_read_buffer(shared_read_buffer())
+        #: the loop reads where the decoder says (its method itself: no call in between)
+        self.get_buffer = self._decoder.get_buffer
         self._max_pending = limits.max_pending_requests
         self._max_pending_bytes = limits.max_pending_bytes
         #: body bytes of the requests not answered yet (estimated as answers come)
@@ -238,9 +243,6 @@ class ServerConnection(asyncio.BufferedProtocol):
             return False
         server.tls_connections["tls"] += 1
         return True
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._decoder.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._idle_timer is not None:

@@ -119,9 +119,10 @@ class FrameDecoder:
         :meth:`buffer_updated` has returned)."""
         self._read_view = memoryview(buffer)
 
-    def get_buffer(self) -> memoryview:
-        """Where the next read goes (``asyncio.BufferedProtocol.get_buffer``): the rest of
-        a large frame's own buffer, else the shared read buffer."""
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Where the next read goes (``asyncio.BufferedProtocol.get_buffer``, whose size
+        hint is not needed): the rest of a large frame's own buffer, else the shared read
+        buffer."""
         big = self._big_view
         if big is not None:
             return big[self._big_have :]

@@ -117,6 +117,8 @@ class Conn:
     peer = "127.0.0.1:40000"
     peer_host = "127.0.0.1"
     identity = ""
+    #: not the ``respond`` the cases pass: the provider answers through it with bytes
+    respond = None
 
 
 def _request(rid: int = 1) -> Frame:

@@ -47,10 +47,13 @@ GROUPS = {"a": "demo-rpc-a", "b": "demo-rpc-b"}
 WARNING, TARGET = 0.8, 0.6
 # The SLO guard: a saturated demo service queues calls up to ``max_wait`` (3 s) before it
 # refuses them, so a real overload drives the p99 latency towards 3 s and keeps it there.
-# A CPU stall of one process on a busy machine shows as a p99 of about the stall's length
-# (rarely over 1 s) for one telemetry window (3 s). The limit sits well above the stalls
-# and the breach must last longer than a window.
-P99_LIMIT, SLO_SUSTAIN = 2.0, 5.0
+# A CPU stall of one process on a busy machine (rarely over 1.5 s) holds up the calls in
+# flight for one telemetry window (3 s); with few calls in the window (B's 4 calls/s) the
+# p99 is the slowest call, read from the histogram as the top of its bucket: a call of
+# 1.1 s reads as a p99 of about 2.4 s (bucket 1-2.5 s). The limit is that bucket's top, so
+# only calls over 2.5 s (a real queue) can break it, and the breach must last longer than
+# a window.
+P99_LIMIT, SLO_SUSTAIN = 2.5, 5.0
 #: rounds the autopilot makes (interval 0.5 s), with fresh telemetry, before the profile starts
 SETTLE_ROUNDS = 10
 #: how late (s) the load generator may fall behind its schedule before it skips calls

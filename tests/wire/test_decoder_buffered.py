@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motanmesh.wire.decoder import LARGE_FRAME, FrameDecoder
+from motanmesh.wire.decoder import FRAME_BUFFER_RATIO, LARGE_FRAME, FrameDecoder
 from motanmesh.wire.errors import BadMagicError, FrameTooLargeError, MetadataError, WireError
 from motanmesh.wire.frame import Frame, encode_frame, request_frame
 from motanmesh.wire.v1 import V1Frame
@@ -81,11 +81,18 @@ def test_large_frame_gets_its_own_buffer_then_drops_it() -> None:
     assert first.obj is buffer
     first[:4096] = data[:4096]
     assert decoder.buffer_updated(4096) == []
+    assert decoder.get_buffer().obj is buffer  # under an eighth of the frame: gathered
+    got = 4096
+    while got * FRAME_BUFFER_RATIO < len(data):
+        n = min(40_000, len(buffer))
+        decoder.get_buffer()[:n] = data[got : got + n]
+        assert decoder.buffer_updated(n) == []
+        got += n
     own = decoder.get_buffer()
     assert own.obj is not buffer
-    assert len(own) == len(data) - 4096  # exactly the rest of the frame: no read overshoots
-    assert decoder.buffered == 4096
-    own[: len(own)] = data[4096:]
+    assert len(own) == len(data) - got  # exactly the rest of the frame: no read overshoots
+    assert decoder.buffered == got
+    own[: len(own)] = data[got:]
     (frame,) = decoder.buffer_updated(len(own))
     assert type(frame) is Frame and type(frame.body) is bytes
     assert encode_frame(frame) == data
@@ -170,3 +177,17 @@ def test_junk_after_a_whole_large_frame_in_one_read() -> None:
     assert type(frame) is Frame and encode_frame(frame) == first
     with pytest.raises(WireError):
         read(decoder, first, [10**9])
+
+
+def test_an_announced_frame_costs_what_has_arrived() -> None:
+    """A peer announcing a frame of 10 MB and sending its first bytes only makes the decoder
+    hold those bytes, not a buffer of 10 MB."""
+    decoder = FrameDecoder()
+    decoder.use_read_buffer(shared())
+    data = large(4, 10 * 1024 * 1024 - 100)
+    read(decoder, data[:60_000], [60_000])
+    assert decoder._big is None and decoder.buffered == 60_000
+    read(decoder, data[60_000 : len(data) // FRAME_BUFFER_RATIO + 1], [65536])
+    assert decoder._big is not None and len(decoder._big) == len(data)
+    (frame,) = read(decoder, data[len(data) // FRAME_BUFFER_RATIO + 1 :], [65536])
+    assert type(frame) is Frame and encode_frame(frame) == data

@@ -34,8 +34,11 @@ _META_CACHE_SIZE: Final = 64
 #: reads of a pending frame shorter than this are gathered in one buffer
 _SMALL_READ: Final = 4096
 #: a Motan2 frame with at least this many bytes still to come is read into a buffer of its
-#: own size (see :meth:`FrameDecoder.get_buffer`) instead of gathered from reads
+#: own size (see :meth:`FrameDecoder.get_buffer`) instead of gathered from reads ...
 LARGE_FRAME: Final = 32 * 1024
+#: ... once at least this fraction (1/N) of it has arrived: a peer that announces a large
+#: frame and sends little of it makes the decoder hold at most N times what it sent
+FRAME_BUFFER_RATIO: Final = 8
 #: the size of a read buffer shared by the decoders of one event loop
 READ_BUFFER_SIZE: Final = 256 * 1024
 #: default limits of one frame's metadata: its encoded size and its number of pairs
@@ -137,8 +140,9 @@ class FrameDecoder:
 
         Reads into the shared buffer are copied out (a ``bytes`` per read, as a plain
         protocol gets them). Once a Motan2 frame is known to need :data:`LARGE_FRAME` bytes
-        more, the decoder allocates a buffer of the frame's size and later reads fill it in
-        place; its body becomes a ``bytes`` in one copy and the buffer is dropped.
+        more, and at least 1/:data:`FRAME_BUFFER_RATIO` of it has arrived, the decoder
+        allocates a buffer of the frame's size and later reads fill it in place; its body
+        becomes a ``bytes`` in one copy and the buffer is dropped.
         """
         big = self._big
         if big is not None:
@@ -157,9 +161,10 @@ class FrameDecoder:
             # buffer once, not copied with the read and then sliced
             size = self._large_frame_size(view, nbytes)
             if size > nbytes:
-                self._to_own_buffer(size, view[:nbytes])
-                return []
-            if size:
+                if nbytes * FRAME_BUFFER_RATIO >= size:
+                    self._to_own_buffer(size, view[:nbytes])
+                    return []
+            elif size:
                 frame = self._large_frame(view[:size])
                 if size == nbytes:
                     return [frame]
@@ -175,7 +180,8 @@ class FrameDecoder:
     def _held_large(self, out: list[Frame | V1Frame]) -> list[Frame | V1Frame]:
         """Move a large pending frame to a buffer of its own; return ``out``."""
         size = self._frame_size
-        if size and size - self._have >= LARGE_FRAME:
+        have = self._have
+        if size and size - have >= LARGE_FRAME and have * FRAME_BUFFER_RATIO >= size:
             self._to_own_buffer(size, None)
         return out
 

@@ -94,10 +94,15 @@ async def test_etcd_restart_resumes_watches_and_applies_queued_writes(
     assert etcd.range(f"{SERVICE}/unavailableServer/") == {
         f"{SERVICE}/unavailableServer/127.0.0.1:8001": (first.to_ext_info(), server.lease or -1)
     }
-    assert [s.status for s in server.status()] == [
-        RegistryStatus.UNREGISTER_SUCCESS,
-        RegistryStatus.REGISTER_SUCCESS,
-    ]
+    # the client's watch may hear of the last write before the server has read etcd's answer
+    # to it, which is when its status changes
+    await wait_until(
+        lambda: (
+            [s.status for s in server.status()]
+            == [RegistryStatus.UNREGISTER_SUCCESS, RegistryStatus.REGISTER_SUCCESS]
+        ),
+        "the queued writes' statuses",
+    )
 
     etcd.put("/motan/demo/command", "after restart")
     etcd.put(f"{SERVICE}/server/10.9.9.9:7000", "")
@@ -137,5 +142,8 @@ async def test_partition_longer_than_ttl_recreates_every_node(
         f"{SERVICE}/server/127.0.0.1:8002",
         "/motan/agent/web/node/10.0.0.5:9981",
     }
-    assert [s.status for s in server.status()] == [RegistryStatus.REGISTER_SUCCESS] * 2
+    await wait_until(
+        lambda: [s.status for s in server.status()] == [RegistryStatus.REGISTER_SUCCESS] * 2,
+        "the statuses of the nodes written again",
+    )
     assert [] not in seen.ports()

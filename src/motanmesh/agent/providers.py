@@ -44,7 +44,7 @@ from motanmesh.wire.frame import (
     encode_frame,
     exception_frame,
 )
-from motanmesh.wire.passthrough import SPLIT_BODY, forward, forward_into
+from motanmesh.wire.passthrough import forward, respond_forwarded
 
 _X_FORWARDED_FOR: Final = "x-forwarded-for"
 
@@ -153,12 +153,7 @@ def _relay_to(
     if response is None:
         response = call_error_response(request, exc or RuntimeError("no response"))
     changes = None if M_PROCESS_TIME in response.metadata else {M_PROCESS_TIME: "0"}
-    if len(response.body) < SPLIT_BODY:
-        conn.respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))
-        return
-    pieces: list[bytes] = []
-    forward_into(pieces, response, request.request_id, changes, set_flags=FLAG_PROXY)
-    conn.respond_pieces(pieces)
+    respond_forwarded(conn, response, request.request_id, changes, FLAG_PROXY)
 
 
 class PythonProvider:

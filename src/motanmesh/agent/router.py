@@ -28,7 +28,7 @@ from motanmesh.wire.frame import (
     M_VERSION,
     Frame,
 )
-from motanmesh.wire.passthrough import SPLIT_BODY, forward, forward_into
+from motanmesh.wire.passthrough import forward, respond_forwarded
 
 log = logging.getLogger("motanmesh.agent")
 
@@ -142,9 +142,4 @@ def _answer_to(
         response = call_error_response(request, exc or RuntimeError("no response"))
     origin = response.origin
     changes = {_X_FORWARDED_FOR: origin} if origin else None
-    if len(response.body) < SPLIT_BODY:
-        conn.respond(forward(response, request.request_id, changes, set_flags=FLAG_PROXY))
-        return
-    pieces: list[bytes] = []
-    forward_into(pieces, response, request.request_id, changes, set_flags=FLAG_PROXY)
-    conn.respond_pieces(pieces)
+    respond_forwarded(conn, response, request.request_id, changes, FLAG_PROXY)

@@ -120,33 +120,28 @@ class WatchedCall:
         return self._done
 
     def set_result(self, result: Frame, /) -> None:
-        if self._done:
-            return
-        self._done = True
-        request = self._request
-        self._watchers.record(
-            ROLE_CLIENT, self._peer, request, result, None, None, self._start, self._logged
-        )
-        try:
-            reply = self._reply
-            if not reply.done():
-                reply.set_result(result)
-        except Exception:  # must not break the read loop that delivered the answer
-            log.exception("answering a call to %s failed", _service(request))
+        self._end(result, None)
 
     def set_exception(self, exception: BaseException, /) -> None:
+        self._end(None, exception)
+
+    def _end(self, response: Frame | None, exc: BaseException | None) -> None:
         if self._done:
             return
         self._done = True
         request = self._request
         self._watchers.record(
-            ROLE_CLIENT, self._peer, request, None, exception, None, self._start, self._logged
+            ROLE_CLIENT, self._peer, request, response, exc, None, self._start, self._logged
         )
         try:
             reply = self._reply
-            if not reply.done():
-                reply.set_exception(exception)
-        except Exception:
+            if reply.done():
+                return
+            if response is not None:
+                reply.set_result(response)
+            else:
+                reply.set_exception(exc if exc is not None else RuntimeError("no response"))
+        except Exception:  # must not break the read loop that delivered the answer
             log.exception("answering a call to %s failed", _service(request))
 
 

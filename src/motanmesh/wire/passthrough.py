@@ -10,7 +10,7 @@ two pieces for a vectored write.
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Final, Protocol
 
 from motanmesh.wire.frame import HEAD, MAGIC, Frame, encode_metadata
 
@@ -19,6 +19,14 @@ _pack_head = HEAD.pack
 _pack_u32 = _U32.pack
 #: bodies from this size on are written as a piece of their own by :func:`forward_into`
 SPLIT_BODY: Final = 16 * 1024
+
+
+class Responds(Protocol):
+    """Where :func:`respond_forwarded` writes (a server connection)."""
+
+    def respond(self, data: bytes, /) -> None: ...
+
+    def respond_pieces(self, pieces: list[bytes], /) -> None: ...
 
 
 def forward(
@@ -39,14 +47,7 @@ def forward(
     body = frame.body
     return b"".join(
         (
-            _pack_head(
-                MAGIC,
-                ((frame.flags | set_flags) & ~clear_flags) & 0x1F,
-                (frame.version << 3) | frame.status,
-                frame.serialization << 3,
-                request_id,
-                len(raw) + len(extra),
-            ),
+            _head(frame, request_id, len(raw) + len(extra), set_flags, clear_flags),
             raw,
             extra,
             _pack_u32(len(body)),
@@ -77,14 +78,7 @@ def forward_into(
     out.append(
         b"".join(
             (
-                _pack_head(
-                    MAGIC,
-                    ((frame.flags | set_flags) & ~clear_flags) & 0x1F,
-                    (frame.version << 3) | frame.status,
-                    frame.serialization << 3,
-                    request_id,
-                    len(raw) + len(extra),
-                ),
+                _head(frame, request_id, len(raw) + len(extra), set_flags, clear_flags),
                 raw,
                 extra,
                 _pack_u32(len(body)),
@@ -92,6 +86,33 @@ def forward_into(
         )
     )
     out.append(body)
+
+
+def respond_forwarded(
+    conn: Responds, frame: Frame, request_id: int, changes: dict[str, str] | None, set_flags: int
+) -> None:
+    """Write :func:`forward`'s bytes with ``conn.respond``, or, for a body of
+    :data:`SPLIT_BODY` bytes and more, the header and the body as two pieces with
+    ``conn.respond_pieces`` (the body not copied)."""
+    if len(frame.body) < SPLIT_BODY:
+        conn.respond(forward(frame, request_id, changes, set_flags=set_flags))
+        return
+    pieces: list[bytes] = []
+    forward_into(pieces, frame, request_id, changes, set_flags=set_flags)
+    conn.respond_pieces(pieces)
+
+
+def _head(frame: Frame, request_id: int, mlen: int, set_flags: int, clear_flags: int) -> bytes:
+    """The fixed header of ``frame`` forwarded as ``request_id`` with ``mlen`` bytes of
+    metadata."""
+    return _pack_head(
+        MAGIC,
+        ((frame.flags | set_flags) & ~clear_flags) & 0x1F,
+        (frame.version << 3) | frame.status,
+        frame.serialization << 3,
+        request_id,
+        mlen,
+    )
 
 
 def _metadata(frame: Frame, changes: dict[str, str] | None) -> tuple[bytes, bytes]:

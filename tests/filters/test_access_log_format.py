@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,12 +11,7 @@ from pathlib import Path
 
 from motanmesh.filters import ROLE_CLIENT, ROLE_SERVER, Call, FilterContext
 from motanmesh.filters.access_log import AccessLogFilter, ClusterAccessLogFilter
-from motanmesh.filters.access_log_writer import (
-    AccessEntry,
-    RawAccess,
-    format_plain,
-    format_structured,
-)
+from motanmesh.filters.access_log_writer import AccessEntry, format_plain, format_structured
 from motanmesh.transport.errors import ConnectionLost
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
@@ -86,17 +82,37 @@ def test_time_is_iso8601_with_millis_and_the_local_offset() -> None:
     }
 
 
-def _queued(tmp_path: Path, cluster: bool = False) -> tuple[AccessLogFilter, list[RawAccess]]:
-    """An access-log filter whose queued entries are kept (no writer thread)."""
-    context = FilterContext(log_dir=str(tmp_path))
+def _filter(
+    tmp_path: Path, cluster: bool = False, *, structured: bool = False, buffer: int = 100
+) -> AccessLogFilter:
+    """An access-log filter whose writer has no thread: lines stay queued until
+    :func:`_written` writes them."""
+    params = {"log_structured": str(structured).lower(), "log_buffer_size": str(buffer)}
+    context = FilterContext(log_dir=str(tmp_path), params=params)
     url = URL("motan2", "127.0.0.1", 0, "com.x.Svc", "g")
     f = (ClusterAccessLogFilter if cluster else AccessLogFilter)(url, context)
-    queued: list[RawAccess] = []
-    f._add = queued.append
-    return f, queued
+    f.writer.close()
+    return f
 
 
-def test_the_one_step_line_is_the_formatted_entry(tmp_path: Path) -> None:
+def _written(f: AccessLogFilter) -> list[str]:
+    """The messages of the lines ``f`` queued (written now; time stamps left out)."""
+    f.writer.close()  # no thread: writes what is queued
+    text = f.writer.path.read_text()
+    f.writer.path.unlink()
+    sep = "\t\t" if f.writer.structured else "\t"
+    return [line.split(sep, 1)[1] for line in text.splitlines()]
+
+
+def _plain(structured: str) -> str:
+    """The plain message of the same fields as a structured one."""
+    fields = json.loads(structured)
+    return "|".join(
+        ("true" if v else "false") if isinstance(v, bool) else str(v) for v in fields.values()
+    )
+
+
+def test_the_one_step_line_has_the_fields_of_the_structured_one(tmp_path: Path) -> None:
     meta = {"M_p": "com.x.|Svc", "M_m": "m\tn", "M_md": "java.lang.String", "host": "10.0.0.9"}
     request = request_frame(18446744073709551615, meta, b"12345")
     answers: list[tuple[Frame | None, BaseException | None]] = [
@@ -111,22 +127,35 @@ def test_the_one_step_line_is_the_formatted_entry(tmp_path: Path) -> None:
     ]
     for cluster in (False, True):
         for role, peer in ((ROLE_SERVER, "10.0.0.9:5000"), (ROLE_CLIENT, "127.0.0.1:8002")):
-            f, queued = _queued(tmp_path, cluster)
+            plain = _filter(tmp_path, cluster)
+            structured = _filter(tmp_path / "s", cluster, structured=True)
             for response, exc in answers:
-                call = Call(request, f.url, role, peer, {})
-                f._done(call, response, exc)
-            assert len(queued) == len(answers)
-            for raw in queued:
-                assert f.line(raw) == format_plain(f.entry(raw))
-    f, queued = _queued(tmp_path)
+                plain._done(Call(request, plain.url, role, peer, {}), response, exc)
+                structured._done(Call(request, structured.url, role, peer, {}), response, exc)
+            lines, objects = _written(plain), _written(structured)
+            assert len(lines) == len(objects) == len(answers)
+            assert lines == [_plain(o) for o in objects]
+    f = _filter(tmp_path)
     f._done(Call(request, f.url, ROLE_SERVER, "10.0.0.9:5000", {}), *answers[0])
-    assert f.line(queued[0]) == (
+    f._done(Call(request, f.url, ROLE_CLIENT, "127.0.0.1:8002", {}), *answers[3])
+    queued = _written(f)
+    assert queued[0] == (
         "accessLog|server-agent|18446744073709551615|com.x.|Svc|m\tn|java.lang.String|10.0.0.9"
         "|5|3|12|0|true|200||503"
     )
-    f._done(Call(request, f.url, ROLE_CLIENT, "127.0.0.1:8002", {}), *answers[3])
-    assert f.line(queued[1]) == (
+    assert queued[1] == (
         "accessLog|client-agent|18446744073709551615|com.x.|Svc|m\tn|java.lang.String"
         '|127.0.0.1:8002|5|0|0|0|false|409|{"errcode":409,"errmsg":"taken \\"name\\"",'
         '"errtype":2}|'
     )
+
+
+def test_a_full_buffer_drops_and_counts(tmp_path: Path) -> None:
+    f = _filter(tmp_path, buffer=2)
+    request = request_frame(7, {"M_p": "com.x.Svc", "M_m": "m"}, b"")
+    for _ in range(5):
+        call = Call(request, f.url, ROLE_CLIENT, "127.0.0.1:1", {})
+        f._done(call, response_frame(7, {}, b""), None)
+    assert f.writer.info()["buffered"] == 2
+    assert f.writer.discarded == 3
+    assert len(_written(f)) == 2

@@ -12,7 +12,6 @@ address (client endpoint) or empty (cluster). Times are whole milliseconds.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from time import perf_counter as _now
 from typing import Any, ClassVar, Final
 
@@ -21,7 +20,8 @@ from motanmesh.filters.access_log_writer import (
     DEFAULT_BUFFER_SIZE,
     AccessEntry,
     AccessLogWriter,
-    RawAccess,
+    format_plain,
+    format_structured,
 )
 from motanmesh.filters.base import (
     ROLE_SERVER,
@@ -98,18 +98,28 @@ def _outcome(exception_value: str, failure: tuple[int, str, int] | None) -> tupl
     return "200", ""
 
 
-def _biz_time(pt: str) -> int:
-    """``bizTime`` from the answer's ``M_pt`` (0 when missing or not a number)."""
-    return (int(pt) if pt.isdigit() else 0) if pt else 0
+#: ``bizTime`` of the ``M_pt`` values seen (whole milliseconds, a few distinct values)
+_BIZ_TIMES: dict[str, str] = {}
+_BIZ_TIMES_MAX: Final = 1000
+
+
+def _biz_time(pt: str) -> str:
+    """``bizTime`` from the answer's ``M_pt``: its whole number in decimal, ``0`` when missing
+    or not a number."""
+    text = _BIZ_TIMES.get(pt)
+    if text is None:
+        text = str(int(pt)) if pt.isascii() and pt.isdigit() else "0"
+        if len(pt) <= 8 and len(_BIZ_TIMES) < _BIZ_TIMES_MAX:
+            _BIZ_TIMES[pt] = text
+    return text
 
 
 class AccessLogFilter(Filter):
     """One access-log line per call on a provider endpoint or around a provider.
 
-    The request path takes only what the line needs and cannot read later (the times, the
-    sizes, the metadata values, the outcome) into a tuple of strings and numbers for the
-    writer (:data:`~motanmesh.filters.access_log_writer.RawAccess`); the writer thread turns
-    it into the line's fields (:meth:`entry`) and formats them."""
+    The request path makes the line's message at the call's end and queues it (a string, so
+    nothing it holds is left for the garbage collector to track while it waits for the
+    writer thread); a plain success, the common case, is made in one step."""
 
     name = "accessLog"
     kind: ClassVar[FilterKind] = "endpoint"
@@ -120,12 +130,14 @@ class AccessLogFilter(Filter):
     def __init__(self, url: URL, context: FilterContext) -> None:
         super().__init__(url, context)
         self.writer = access_log_writer(context)
-        self._add: Callable[[RawAccess], None] = self.writer.add_raw
-        self._maker = self.writer.register(self)
         self._watch = self._done
+        #: around a whole call: no remote address, role client (read per call, so an instance
+        #: attribute, not the class variable)
+        self._cluster = self.around_cluster
         #: the line's first fields, made once
         self._client_head = f"{self.name}|{CLIENT_ROLE}|"
-        self._server_head = f"{self.name}|{SERVER_ROLE}|"
+        self._server_head = self._client_head if self._cluster else f"{self.name}|{SERVER_ROLE}|"
+        self._server_role = CLIENT_ROLE if self._cluster else SERVER_ROLE
 
     def invoke(self, call: Call, proceed: Handler, /) -> None:
         if self.writer.enabled:
@@ -153,9 +165,13 @@ class AccessLogFilter(Filter):
         raw_response: bytes | None,
         total: int,
     ) -> None:
-        """Queue the entry of one call of ``role`` with ``peer`` that took ``total`` ms and
-        ended with ``response`` (server side: written as ``raw_response``) or ``exc`` (the
-        chain's callback, and the direct path of :mod:`motanmesh.filters.direct`)."""
+        """Queue the line of one call of ``role`` with ``peer`` that took ``total`` ms and
+        ended with ``response`` (server side: written as ``raw_response``, or ``None`` when
+        ``response`` holds the body) or ``exc`` (the chain's callback, and the direct path
+        of :mod:`motanmesh.filters.direct`)."""
+        writer = self.writer
+        if writer.full():
+            return
         failure = None
         res_size = 0
         pt = upstream = exception_value = ""
@@ -175,77 +191,45 @@ class AccessLogFilter(Filter):
                     len(response.body) if raw_response is None else _raw_body_size(raw_response)
                 )
         meta = request.metadata
-        # no frame and no dict is kept: their bodies could be large, and a dict would keep
-        # the entry tracked by the garbage collector while it waits for the writer
-        self._add(
-            (
-                self._maker,
-                role,
-                self._remote(role, peer, meta),
-                request.request_id,
-                meta.get(M_PATH, ""),
-                meta.get(M_METHOD, ""),
-                meta.get(M_METHOD_DESC, ""),
-                len(request.body),
-                res_size,
-                total,
-                pt,
-                upstream,
-                exception_value,
-                failure,
+        server = role == ROLE_SERVER
+        if self._cluster:
+            remote = ""
+        elif server:
+            remote = meta.get(HOST_KEY, "")
+        else:
+            remote = peer
+        rid = request.request_id
+        service = meta.get(M_PATH, "")
+        method = meta.get(M_METHOD, "")
+        desc = meta.get(M_METHOD_DESC, "")
+        biz = _biz_time(pt)
+        if not exception_value and failure is None and not writer.structured:
+            # a plain success, the common case
+            head = self._server_head if server else self._client_head
+            writer.add_line(
+                f"{head}{rid}|{service}|{method}|{desc}|{remote}|{len(request.body)}|"
+                f"{res_size}|{biz}|{total}|true|200||{upstream}"
             )
-        )
-
-    def entry(self, raw: RawAccess) -> AccessEntry:
-        """The fields of one line from what the request path queued (the writer thread)."""
-        (_, role, remote, rid, service, method, desc, req_size, res_size, total, pt, upstream,
-         exception_value, failure) = raw  # fmt: skip
+            return
         code, exception = _outcome(exception_value, failure)
-        return (
+        entry: AccessEntry = (
             self.name,
-            CLIENT_ROLE if self.around_cluster or role != ROLE_SERVER else SERVER_ROLE,
+            self._server_role if server else CLIENT_ROLE,
             rid,
             service,
             method,
             desc,
             remote,
-            req_size,
+            len(request.body),
             res_size,
-            _biz_time(pt),
+            int(biz),
             total,
             not exception,
             code,
             exception,
             upstream,
         )
-
-    def line(self, raw: RawAccess) -> str:
-        """``format_plain(self.entry(raw))``, made in one step (the writer thread)."""
-        (_, role, remote, rid, service, method, desc, req_size, res_size, total, pt, upstream,
-         exception_value, failure) = raw  # fmt: skip
-        head = (
-            self._client_head if self.around_cluster or role != ROLE_SERVER else self._server_head
-        )
-        biz = (int(pt) if pt.isdigit() else 0) if pt else 0
-        if not exception_value and failure is None:  # a success: the common case
-            return (
-                f"{head}{rid}|{service}|{method}|{desc}|{remote}|{req_size}|{res_size}|{biz}|"
-                f"{total}|true|200||{upstream}"
-            )
-        code, exception = _outcome(exception_value, failure)
-        return (
-            f"{head}{rid}|{service}|{method}|{desc}|{remote}|{req_size}|{res_size}|{biz}|"
-            f"{total}|false|{code}|{exception}|{upstream}"
-        )
-
-    def _remote(self, role: str, peer: str, meta: dict[str, str]) -> str:
-        """The line's ``remoteAddress``: the caller's ``host`` (server side), the provider
-        (client endpoint), nothing (around a cluster)."""
-        if self.around_cluster:
-            return ""
-        if role == ROLE_SERVER:
-            return meta.get(HOST_KEY, "")
-        return peer
+        writer.add_line(format_structured(entry) if writer.structured else format_plain(entry))
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "accessLog": self.writer.info()}

@@ -1,11 +1,12 @@
 """The access log: one line per call, written by a background thread to
 ``<log_dir>/motanmesh-access.log`` in the Go agent's format.
 
-Calls only append a tuple to a bounded buffer (``log_buffer_size``, default 5000); when it
-is full the entry is dropped and counted in :attr:`AccessLogWriter.discarded` (the Go
-agent's ``accesslog_discard_count``). A request never waits for the disk. The writer thread
-wakes every :data:`FLUSH_INTERVAL` seconds, formats what is buffered and appends it to the
-file in one write (every line of that batch with the batch's time stamp); with
+A call appends its line's message (a string: no object the garbage collector tracks) to a
+bounded buffer (``log_buffer_size``, default 5000); when it is full the line is dropped and
+counted in :attr:`AccessLogWriter.discarded` (the Go agent's ``accesslog_discard_count``). A
+request never waits for the disk. The writer thread wakes every :data:`FLUSH_INTERVAL`
+seconds and appends what is buffered to the file in one write (every line of that batch
+with the batch's time stamp); with
 ``rotate_per_hour`` (default on) the file is renamed to ``motanmesh-access-YYYYMMDD-HH.log``
 when the hour changes, as the Go agent does.
 
@@ -27,7 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Final, Protocol
+from typing import IO, Final
 
 __all__ = [
     "ACCESS_LOG_FILE",
@@ -35,8 +36,6 @@ __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "AccessEntry",
     "AccessLogWriter",
-    "LineMaker",
-    "RawAccess",
     "format_plain",
     "format_structured",
     "format_time",
@@ -53,44 +52,6 @@ FLUSH_INTERVAL: Final = 0.05
 #: (filterName, role, requestID, service, method, desc, remoteAddress, reqSize, resSize,
 #: bizTime, totalTime, success, responseCode, exception, upstreamCode)
 AccessEntry = tuple[str, str, int, str, str, str, str, int, int, int, int, bool, str, str, str]
-
-
-class LineMaker(Protocol):
-    """What makes the line of a :data:`RawAccess` (the access-log filter that queued it)."""
-
-    def entry(self, raw: RawAccess, /) -> AccessEntry:
-        """The line's fields."""
-        ...
-
-    def line(self, raw: RawAccess, /) -> str:
-        """``format_plain(self.entry(raw))``."""
-        ...
-
-
-#: what the request path queues: ``(maker, role, remoteAddress, requestID, service, method,
-#: desc, reqSize, resSize, totalTime, M_pt, upstreamCode, M_e of an exception status or "",
-#: (errcode, errmsg, errtype) of a call without answer or None)``; ``maker`` is the number
-#: :meth:`AccessLogWriter.register` gave the filter that queued it, which the writer thread
-#: asks for the line. Only strings, numbers, ``None`` and a tuple of those: the garbage
-#: collector stops tracking the entry the first time it sees it, so the entries waiting for
-#: the writer (up to 50 ms of calls) are never promoted to older generations, whose
-#: collections would then scan them all.
-RawAccess = tuple[
-    int,
-    str,
-    str,
-    int,
-    str,
-    str,
-    str,
-    int,
-    int,
-    int,
-    str,
-    str,
-    str,
-    tuple[int, str, int] | None,
-]
 
 _STRUCTURED_KEYS: Final = (
     "filterName",
@@ -198,12 +159,9 @@ class AccessLogWriter:
         #: entries written
         self.written = 0
         self._period_discarded = 0
-        self._buffer: collections.deque[AccessEntry] = collections.deque()
-        self._raw: collections.deque[RawAccess] = collections.deque()
-        #: what makes the lines, by the number queued entries carry (one per class)
-        self._makers: list[LineMaker] = []
-        self._maker_ids: dict[type, int] = {}
-        self._file: IO[str] | None = None
+        #: the messages of the lines to write (without time stamp and newline)
+        self._lines: collections.deque[str] = collections.deque()
+        self._file: IO[bytes] | None = None
         self._hour = ""
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
@@ -211,39 +169,31 @@ class AccessLogWriter:
 
     # ------------------------------------------------------------------ request path
 
+    def full(self) -> bool:
+        """Whether the buffer is full; if so, one more line is counted as dropped (a caller
+        asks before it makes the line)."""
+        if len(self._lines) < self.buffer_size:
+            return False
+        self.discarded += 1
+        self._period_discarded += 1
+        return True
+
+    def add_line(self, text: str) -> None:
+        """Queue one line's message (``format_plain`` or ``format_structured`` of its
+        fields, as :attr:`structured` says); never blocks. Dropped (and counted) when the
+        buffer is full."""
+        lines = self._lines
+        if len(lines) >= self.buffer_size:
+            self.discarded += 1
+            self._period_discarded += 1
+            return
+        lines.append(text)
+        if self._writer is None:
+            self._start()
+
     def add(self, entry: AccessEntry) -> None:
-        """Queue one entry; never blocks. Dropped (and counted) when the buffer is full."""
-        if len(self._buffer) + len(self._raw) >= self.buffer_size:
-            self.discarded += 1
-            self._period_discarded += 1
-            return
-        self._buffer.append(entry)
-        if self._writer is None:
-            self._start()
-
-    def register(self, maker: LineMaker) -> int:
-        """The number that entries queued by ``maker`` carry (``raw[0]``). A maker's lines
-        depend only on its class, so one instance per class serves: the number stays
-        bounded however many refers and services come and go."""
-        kind = type(maker)
-        found = self._maker_ids.get(kind)
-        if found is None:
-            found = self._maker_ids[kind] = len(self._makers)
-            self._makers.append(maker)
-        return found
-
-    def add_raw(self, raw: RawAccess) -> None:
-        """Queue what a call's line is made of (:data:`RawAccess`): the writer thread makes
-        the fields and the line with the maker ``raw[0]`` names. Never blocks; dropped (and
-        counted) when the buffer is full."""
-        buffer = self._raw
-        if len(buffer) + len(self._buffer) >= self.buffer_size:
-            self.discarded += 1
-            self._period_discarded += 1
-            return
-        buffer.append(raw)
-        if self._writer is None:
-            self._start()
+        """Queue the line of ``entry`` in the writer's format."""
+        self.add_line(format_structured(entry) if self.structured else format_plain(entry))
 
     def take_discarded(self) -> int:
         """Entries dropped since the last call (what the Go agent samples each period)."""
@@ -271,59 +221,55 @@ class AccessLogWriter:
     def flush(self) -> None:
         """Write what is buffered (the writer thread calls this; safe from any thread).
 
-        One batch: the lines of the entries queued when it starts, all with the time stamp of
-        the batch (the writer wakes every :data:`FLUSH_INTERVAL`), joined and written at
-        once, so the thread holds the interpreter for little more than making the lines."""
-        buffer = self._buffer
-        raws = self._raw
-        if not buffer and not raws:
+        One batch: the lines queued when it starts, all with the time stamp of the batch (the
+        writer wakes every :data:`FLUSH_INTERVAL`), joined and written at once."""
+        lines = self._lines
+        if not lines:
             return
         with self._lock:
-            structured = self.structured
-            texts: list[str] = []
-            fmt = format_structured if structured else format_plain
-            n = len(buffer)
-            while n:
-                n -= 1
-                texts.append(fmt(buffer.popleft()))
-            makers = self._makers
-            n = len(raws)  # what is queued meanwhile goes in the next batch
-            while n:
-                n -= 1
-                raw = raws.popleft()
-                try:
-                    maker = makers[raw[0]]
-                    texts.append(
-                        format_structured(maker.entry(raw)) if structured else maker.line(raw)
-                    )
-                except Exception:
-                    log.exception("an access-log entry cannot be made")
-            if not texts:
+            n = len(lines)  # what is queued meanwhile goes in the next batch
+            if not n:
                 return
-            prefix = format_time(time.time()) + ("\t\t" if structured else "\t")
-            self._write(prefix + ("\n" + prefix).join(texts) + "\n")
-            self.written += len(texts)
+            prefix = format_time(time.time()) + ("\t\t" if self.structured else "\t")
+            parts: list[str] = []
+            count = n
+            while n:
+                n -= 1
+                parts.append(prefix)
+                parts.append(lines.popleft())
+                parts.append("\n")
+            self._write("".join(parts).encode("utf-8", "replace"))
+            self.written += count
 
-    def _write(self, text: str) -> None:
+    def _write(self, data: bytes) -> None:
         if self.to_stdout:
-            sys.stdout.write(text)
+            out = getattr(sys.stdout, "buffer", None)
+            if out is None:  # a text-only stream in place of the standard output
+                sys.stdout.write(data.decode("utf-8", "replace"))
+            else:
+                out.write(data)
             sys.stdout.flush()
             return
         try:
-            out = self._open()
-            out.write(text)
-            out.flush()
+            file = self._open()
+            view = memoryview(data)
+            while view:  # a raw file may take less than it is given
+                written = file.write(view)
+                if not written:
+                    raise OSError("the file took nothing")
+                view = view[written:]
         except OSError as e:
             log.error("access log %s cannot be written: %s", self.path, e)
             self._close_file()
 
-    def _open(self) -> IO[str]:
+    def _open(self) -> IO[bytes]:
         hour = time.strftime("%Y%m%d-%H") if self.rotate_per_hour else ""
         if self._file is not None and hour != self._hour:
             self._rotate()
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+            # unbuffered: each batch is one write of its own
+            self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
             self._hour = hour
         return self._file
 
@@ -359,7 +305,7 @@ class AccessLogWriter:
             "structured": self.structured,
             "enabled": self.enabled,
             "bufferSize": self.buffer_size,
-            "buffered": len(self._buffer) + len(self._raw),
+            "buffered": len(self._lines),
             "written": self.written,
             "discarded": self.discarded,
         }

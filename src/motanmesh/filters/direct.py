@@ -53,12 +53,12 @@ class Watchers:
         request: Frame,
         response: Frame | None,
         exc: BaseException | None,
-        raw: bytes | None,
         start: float,
         logged: bool,
     ) -> None:
-        """One call started at ``start`` ended with ``response`` (or ``exc``): what the
-        filters' completion callbacks do, innermost first, each failure logged alone."""
+        """One call started at ``start`` ended with ``response`` (with its body) or ``exc``:
+        what the filters' completion callbacks do, innermost first, each failure logged
+        alone."""
         now = _now()
         metrics = self.metrics
         if metrics is not None:
@@ -69,7 +69,7 @@ class Watchers:
         access = self.access
         if logged and access is not None:
             try:
-                access.queue(role, peer, request, response, exc, raw, int((now - start) * 1000))
+                access.queue(role, peer, request, response, exc, None, int((now - start) * 1000))
             except Exception:
                 log.exception("a filter failed at the end of a call to %s", _service(request))
 
@@ -131,7 +131,7 @@ class WatchedCall:
         self._done = True
         request = self._request
         self._watchers.record(
-            ROLE_CLIENT, self._peer, request, response, exc, None, self._start, self._logged
+            ROLE_CLIENT, self._peer, request, response, exc, self._start, self._logged
         )
         try:
             reply = self._reply
@@ -183,7 +183,7 @@ class WatchedServerCall:
         request = self._request
         raw = self._encode(request, response, exc)
         self._watchers.record(
-            ROLE_SERVER, self._peer, request, response, exc, raw, self._start, self._logged
+            ROLE_SERVER, self._peer, request, response, exc, self._start, self._logged
         )
         try:
             self._respond(raw)

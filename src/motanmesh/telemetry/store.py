@@ -53,8 +53,9 @@ _SLOW_SECONDS: Final = (SLOW_MS + 1) / 1000
 #: the Go agent's latency buckets, by whole milliseconds
 ELAPSE_SUFFIXES: Final = (".Less50ms", ".Less100ms", ".Less200ms", ".Less500ms", ".More500ms")
 _ELAPSE_BOUNDS: Final = (50, 100, 200, 500)
-#: upper bounds (seconds, ``le``) of the Prometheus duration histogram; +Inf is implied
-DURATION_BUCKETS: Final = (
+#: upper bounds (seconds, ``le``) of the Prometheus duration histogram; +Inf is implied (a
+#: list, which a compiled loop reads without boxing a tuple of floats)
+_BOUNDS: Final[list[float]] = [
     0.001,
     0.0025,
     0.005,
@@ -68,7 +69,8 @@ DURATION_BUCKETS: Final = (
     2.5,
     5.0,
     10.0,
-)
+]
+DURATION_BUCKETS: Final[tuple[float, ...]] = tuple(_BOUNDS)
 # the Go buckets as slices of the duration buckets (whose bounds include theirs)
 _ELAPSE_SLICES: Final = tuple(
     zip(
@@ -222,11 +224,11 @@ class CallStats:
         if seconds >= _SLOW_SECONDS:
             self.p_slow += 1
         # bisect_left(DURATION_BUCKETS, seconds), most calls stopping at the first bound
-        # (a plain loop: compiled, it calls nothing)
+        # (a plain loop over a list: compiled, it calls and allocates nothing)
+        bounds = _BOUNDS
+        n = len(bounds)
         i = 0
-        for bound in DURATION_BUCKETS:
-            if seconds <= bound:
-                break
+        while i < n and seconds > bounds[i]:
             i += 1
         self.p_buckets[i] += 1
         self.p_seconds += seconds

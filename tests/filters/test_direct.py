@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +23,7 @@ from motanmesh.filters import Call, Filter, FilterContext, Handler, register_fil
 from motanmesh.filters.access_log import AccessLogFilter
 from motanmesh.filters.access_log_writer import ACCESS_LOG_FILE, ACCESS_LOG_SERVICE
 from motanmesh.filters.chain import resolve_filters
-from motanmesh.filters.direct import direct_watchers
+from motanmesh.filters.direct import WatchedCall, direct_watchers
 from motanmesh.filters.metrics import MetricsFilter
 from motanmesh.telemetry.store import METRICS_SERVICE, MetricStore
 from motanmesh.transport import MotanServer
@@ -408,3 +409,33 @@ def test_queued_access_log_entries_leave_the_garbage_collector(tmp_path: Path) -
     queued = list(f.writer._lines)
     assert len(queued) == 3
     assert not any(gc.is_tracked(line) for line in queued)
+
+
+async def test_an_answer_for_a_cancelled_caller_is_recorded_and_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caller gave up (its future is cancelled) before the provider answered: the call is
+    still counted and logged, and the late answer is dropped without an error."""
+    ctx = context(tmp_path, "late")
+    url = URL("motan2", "127.0.0.1", 0, SERVICE, GROUP, {"filter": "accessLog,metrics"})
+    watchers = direct_watchers(resolve_filters(url, ctx).endpoint)
+    assert watchers is not None
+    outcomes: list[tuple[Frame | None, BaseException | None]] = [
+        (response_frame(1, {}, b"ok"), None),
+        (None, TimeoutError("late")),
+    ]
+    for response, exc in outcomes:
+        caller: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        caller.cancel()
+        watched = WatchedCall(watchers, request(1, "ok"), "127.0.0.1:1", caller)
+        if response is not None:
+            watched.set_result(response)
+        else:
+            assert exc is not None
+            watched.set_exception(exc)
+        assert watched.done() and caller.cancelled()
+    counted = series(ctx)
+    await ctx.close()
+    assert [n[0] for n in counted.values()] == [2]
+    assert [f[-4] for f in lines(tmp_path, "late")] == ["true", "false"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -279,7 +279,7 @@ async def test_server_provider_calls_record_and_answer_as_through_the_chain(
             inner = Motan2Provider(url)
             provider = with_filters(inner, url, ctx)
             assert isinstance(provider, FilteredProvider)
-            assert provider._watchers is not None
+            assert provider.entry is not None
             if not direct:
                 provider = FilteredProvider(inner, provider.filters, direct=False)
             await provider.start()
@@ -362,7 +362,7 @@ def test_other_filters_keep_the_chain(tmp_path: Path) -> None:
     provider = with_filters(
         cast(Provider, Motan2Provider(url.with_params(proxy="motan2:1"))), url, ctx
     )
-    assert isinstance(provider, FilteredProvider) and provider._watchers is None
+    assert isinstance(provider, FilteredProvider) and provider.entry is None
 
 
 async def test_a_switched_off_access_log_writes_nothing_on_the_direct_path(

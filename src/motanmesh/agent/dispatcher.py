@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from motanmesh.cluster.errors import error_response
@@ -40,31 +41,40 @@ class Provider(Protocol):
         ...
 
 
+#: what serves one request of a provider: the provider itself, or its ``entry`` attribute when
+#: it has one (a compiled callable, so the request path skips the provider's own ``__call__``)
+Entry = Callable[[Frame, Responder, ServerConnection], None]
+
+
 class ServerDispatcher:
     """Transport request handler for an export port: ``M_g + "_" + M_p`` → provider."""
 
     def __init__(self) -> None:
         self.providers: dict[str, Provider] = {}
+        self._entries: dict[str, Entry] = {}
         #: requests that found no provider (the Go agent's ``not_found_provider_count``)
         self.not_found_count = 0
         #: records each provider's answers when the dependency graph is on
         self.graph: DependencyGraph | None = None
 
     def add(self, provider: Provider) -> None:
-        self.providers[provider.url.group_path] = provider
+        key = provider.url.group_path
+        self.providers[key] = provider
+        self._entries[key] = getattr(provider, "entry", None) or provider
 
     def remove(self, url: URL) -> Provider | None:
+        self._entries.pop(url.group_path, None)
         return self.providers.pop(url.group_path, None)
 
     def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
         meta = frame.metadata
         key = f"{meta.get(M_GROUP, '')}_{meta.get(M_PATH, '')}"
-        provider = self.providers.get(key)
-        if provider is not None:
+        entry = self._entries.get(key)
+        if entry is not None:
             graph = self.graph
             if graph is not None:
                 respond = graph.server_responder(frame, respond)
-            provider(frame, respond, conn)
+            entry(frame, respond, conn)
             return
         if meta.get(M_FRAMEWORK_SERVICE):
             msg = f"service not support: {meta.get(M_PATH, '')}"

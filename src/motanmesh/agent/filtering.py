@@ -10,9 +10,10 @@ see a :class:`Frame`, and writes the bytes unchanged. A call a filter ends itsel
 with the frame it gives.
 
 When the filters are only the built-in watchers (``metrics``, ``accessLog``) and the provider
-takes a reply, a call skips the chain: it is a
-:class:`~motanmesh.filters.direct.WatchedServerCall` that records the call and writes the
-answer (:mod:`motanmesh.filters.direct`).
+takes a reply, a call skips the chain: the provider's ``entry`` (a compiled
+:class:`~motanmesh.filters.direct.WatchedEntry`, which the dispatcher calls in place of the
+provider) makes it a :class:`~motanmesh.filters.direct.WatchedServerCall` that records the
+call and writes the answer (:mod:`motanmesh.filters.direct`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from motanmesh.agent.dispatcher import Provider
 from motanmesh.agent.providers import FrameDone, answer_bytes
 from motanmesh.filters.base import Call, FilterContext, Handler
 from motanmesh.filters.chain import FilterSet, build_chain, resolve_filters
-from motanmesh.filters.direct import WatchedServerCall, Watchers, direct_watchers
+from motanmesh.filters.direct import WatchedEntry, direct_watchers
 from motanmesh.filters.server import ServerCall
 from motanmesh.transport.endpoint import Reply
 from motanmesh.transport.server import Responder, ServerConnection
@@ -56,9 +57,13 @@ class FilteredProvider:
             else self._deliver
         )
         self._chain: Handler = build_chain(filters.endpoint, terminal)
-        #: the built-in watchers, when they are all the filters and the provider takes a reply
-        self._watchers: Watchers | None = (
-            direct_watchers(filters.endpoint) if direct and self._serve_reply is not None else None
+        #: the built-in watchers, when they are all the filters and the provider takes a reply:
+        #: then the dispatcher calls ``entry`` (compiled) instead of this object
+        watchers = direct_watchers(filters.endpoint) if direct else None
+        self.entry: WatchedEntry | None = (
+            WatchedEntry(watchers, self._serve_reply, answer_bytes)
+            if watchers is not None and self._serve_reply is not None
+            else None
         )
 
     async def start(self) -> None:
@@ -72,11 +77,9 @@ class FilteredProvider:
         return self.filters.info()
 
     def __call__(self, frame: Frame, respond: Responder, conn: ServerConnection) -> None:
-        watchers = self._watchers
-        if watchers is not None:
-            assert self._serve_reply is not None
-            reply = WatchedServerCall(watchers, frame, conn, respond, answer_bytes)
-            self._serve_reply(frame, conn, reply)
+        entry = self.entry
+        if entry is not None:
+            entry(frame, respond, conn)
             return
         call = ServerCall(frame, self.url, conn, respond, answer_bytes)
         self._chain(call)

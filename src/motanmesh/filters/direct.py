@@ -29,7 +29,7 @@ from motanmesh.filters.server import Encoder
 from motanmesh.transport.endpoint import Reply
 from motanmesh.wire.frame import M_PATH, Frame
 
-__all__ = ["WatchedCall", "WatchedServerCall", "Watchers", "direct_watchers"]
+__all__ = ["WatchedCall", "WatchedEntry", "WatchedServerCall", "Watchers", "direct_watchers"]
 
 log = logging.getLogger("motanmesh.filters")
 
@@ -192,3 +192,22 @@ class WatchedServerCall:
             self._respond(raw)
         except Exception:
             log.exception("answering a call to %s failed", _service(request))
+
+
+class WatchedEntry:
+    """What serves a request of a server-side provider that takes a reply (``serve``: its
+    ``serve_reply(frame, conn, reply)``) and whose filters are only watchers: the reply is a
+    :class:`WatchedServerCall`. Compiled and callable as a provider, so the dispatcher calls
+    it (the provider's ``entry``) without a Python frame in between."""
+
+    def __init__(
+        self, watchers: Watchers, serve: Callable[[Frame, Any, Reply], None], encode: Encoder
+    ) -> None:
+        self._watchers = watchers
+        self._serve = serve
+        self._encode = encode
+
+    def __call__(self, frame: Frame, respond: Callable[[bytes], None], conn: Any) -> None:
+        self._serve(
+            frame, conn, WatchedServerCall(self._watchers, frame, conn, respond, self._encode)
+        )

@@ -246,7 +246,7 @@ class CallStats:
             self.p_next = SAMPLE_SIZE + _skip(self.p_w) + 1
             if self.p_calls < self.p_next:
                 return
-        self.p_sample[random.randrange(SAMPLE_SIZE)] = ms
+        self.p_sample[min(int(random.random() * SAMPLE_SIZE), SAMPLE_SIZE - 1)] = ms
         self.p_w *= math.exp(math.log(_unit()) / SAMPLE_SIZE)
         self.p_next = self.p_calls + _skip(self.p_w) + 1
 

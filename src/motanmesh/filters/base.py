@@ -20,6 +20,7 @@ import inspect
 import logging
 import time
 from abc import ABC, abstractmethod
+from asyncio import InvalidStateError
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal, TypeVar
@@ -55,6 +56,7 @@ __all__ = [
     "Finish",
     "Handler",
     "error_kind",
+    "settle",
     "status_filters",
 ]
 
@@ -74,6 +76,19 @@ Finish = Callable[[Frame | None, BaseException | None], None]
 Handler = Callable[["Call"], None]
 T = TypeVar("T")
 _perf_counter = time.perf_counter
+
+
+def settle(reply: Reply, response: Frame | None, exc: BaseException | None) -> None:
+    """Hand ``response`` (or the failure ``exc``) to ``reply``. Without asking it first
+    whether it is done: the replies of the call path take only their first answer, and a
+    future that is already done (its caller gave up) refuses this one, which is dropped."""
+    try:
+        if response is not None:
+            reply.set_result(response)
+        else:
+            reply.set_exception(exc if exc is not None else RuntimeError("no response"))
+    except InvalidStateError:
+        pass
 
 
 def error_kind(response: Frame | None, exc: BaseException | None) -> str | None:
@@ -224,12 +239,7 @@ class Call:
         """Hand the outcome on, after the filters have seen it."""
         reply = self._reply
         if reply is not None:
-            if reply.done():
-                return
-            if response is not None:
-                reply.set_result(response)
-            else:
-                reply.set_exception(exc if exc is not None else RuntimeError("no response"))
+            settle(reply, response, exc)
             return
         finish = self._finish
         if finish is not None:

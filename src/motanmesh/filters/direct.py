@@ -17,13 +17,12 @@ Compiled by mypyc with the rest of the call path (``motanmesh.filters.COMPILED_M
 from __future__ import annotations
 
 import logging
-from asyncio import InvalidStateError
 from collections.abc import Callable, Sequence
 from time import perf_counter as _now
 from typing import Any
 
 from motanmesh.filters.access_log import AccessLogFilter, ClusterAccessLogFilter
-from motanmesh.filters.base import ROLE_CLIENT, ROLE_SERVER, Filter
+from motanmesh.filters.base import ROLE_CLIENT, ROLE_SERVER, Filter, settle
 from motanmesh.filters.metrics import ClusterMetricsFilter, MetricsFilter
 from motanmesh.filters.server import Encoder
 from motanmesh.transport.endpoint import Reply
@@ -134,16 +133,8 @@ class WatchedCall:
         self._watchers.record(
             ROLE_CLIENT, self._peer, request, response, exc, self._start, self._logged
         )
-        # no done() first: the replies of the call path take only their first answer, and a
-        # future that is already done (cancelled) refuses this one
         try:
-            reply = self._reply
-            if response is not None:
-                reply.set_result(response)
-            else:
-                reply.set_exception(exc if exc is not None else RuntimeError("no response"))
-        except InvalidStateError:
-            pass
+            settle(self._reply, response, exc)
         except Exception:  # must not break the read loop that delivered the answer
             log.exception("answering a call to %s failed", _service(request))
 

@@ -3,15 +3,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from motanmesh.filters import ROLE_CLIENT, ROLE_SERVER, Call, FilterContext
 from motanmesh.filters.access_log import AccessLogFilter, ClusterAccessLogFilter
-from motanmesh.filters.access_log_writer import AccessEntry, format_plain, format_structured
+from motanmesh.filters.access_log_writer import (
+    AccessEntry,
+    AccessLogWriter,
+    format_plain,
+    format_structured,
+)
 from motanmesh.transport.errors import ConnectionLost
 from motanmesh.url import URL
 from motanmesh.wire.frame import (
@@ -159,3 +167,25 @@ def test_a_full_buffer_drops_and_counts(tmp_path: Path) -> None:
     assert f.writer.info()["buffered"] == 2
     assert f.writer.discarded == 3
     assert len(_written(f)) == 2
+
+
+def test_log_dir_stdout_writes_the_lines_to_the_standard_output(tmp_path: Path) -> None:
+    code = (
+        "from motanmesh.filters.access_log_writer import AccessLogWriter;"
+        "w = AccessLogWriter('stdout'); w.add_line('a|é'); w.add_line('b'); w.close()"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, check=True, cwd=tmp_path
+    ).stdout.decode("utf-8")
+    assert [line.split("\t", 1)[1] for line in out.splitlines()] == ["a|é", "b"]
+    assert not list(tmp_path.iterdir())  # no file
+
+
+def test_log_dir_stdout_replaced_by_a_text_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    writer = AccessLogWriter("stdout")
+    writer.close()  # no thread: the lines are written by the flush below
+    writer.add_line("x|ü")
+    writer.flush()
+    assert stream.getvalue().split("\t", 1)[1] == "x|ü\n"

@@ -176,7 +176,6 @@ class AccessLogFilter(Filter):
         res_size = 0
         pt = upstream = exception_value = ""
         if response is None:
-            # the error's text now: an exception (and its traceback) is not kept
             failure = _transport_exception(exc or RuntimeError("no response"))
         else:
             rmeta = response.metadata

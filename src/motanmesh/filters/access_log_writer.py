@@ -182,18 +182,11 @@ class AccessLogWriter:
         """Queue one line's message (``format_plain`` or ``format_structured`` of its
         fields, as :attr:`structured` says); never blocks. Dropped (and counted) when the
         buffer is full."""
-        lines = self._lines
-        if len(lines) >= self.buffer_size:
-            self.discarded += 1
-            self._period_discarded += 1
+        if self.full():
             return
-        lines.append(text)
+        self._lines.append(text)
         if self._writer is None:
             self._start()
-
-    def add(self, entry: AccessEntry) -> None:
-        """Queue the line of ``entry`` in the writer's format."""
-        self.add_line(format_structured(entry) if self.structured else format_plain(entry))
 
     def take_discarded(self) -> int:
         """Entries dropped since the last call (what the Go agent samples each period)."""

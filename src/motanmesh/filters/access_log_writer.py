@@ -180,10 +180,9 @@ class AccessLogWriter:
 
     def add_line(self, text: str) -> None:
         """Queue one line's message (``format_plain`` or ``format_structured`` of its
-        fields, as :attr:`structured` says); never blocks. Dropped (and counted) when the
-        buffer is full."""
-        if self.full():
-            return
+        fields, as :attr:`structured` says) once :meth:`full` has said there is room (the
+        caller asks before it makes the line, so the buffer is checked once per line);
+        never blocks."""
         self._lines.append(text)
         if self._writer is None:
             self._start()
